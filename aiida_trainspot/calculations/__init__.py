@@ -1,0 +1,1 @@
+"""Calculation jobs (input writers only) and calculation functions (every derived dataset or model)."""

@@ -1,0 +1,1 @@
+"""Calculation functions: each derived dataset or model is made by one, so provenance shows how it came to be."""

@@ -1,0 +1,1 @@
+"""DFT codes' units and conventions, as pure functions (no AiiDA)."""

@@ -1,0 +1,77 @@
+"""The localhost computer and the codes a campaign runs on it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiida.common.exceptions import NotExistent
+from aiida.orm import Computer, InstalledCode, load_code, load_computer
+
+OPENMPI_AS_ROOT = 'export OMPI_ALLOW_RUN_AS_ROOT=1\nexport OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1'
+
+
+@dataclass(frozen=True)
+class CodeSpec:
+    """A code to set up: its label, executable, calculation plugin and whether it runs through MPI."""
+
+    label: str
+    executable: str
+    plugin: str
+    with_mpi: bool = False
+    description: str = ''
+
+
+def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
+    """Return the codes of a campaign: ``pw.x`` from Debian, the trainers from the package's environment."""
+    return [
+        CodeSpec('pw', shutil.which('pw.x') or '/usr/bin/pw.x', 'quantumespresso.pw', True, 'Quantum ESPRESSO pw.x'),
+        CodeSpec('mace_run_train', str(bin_folder / 'mace_run_train'), 'trainspot.mace_train', False, 'MACE training'),
+        CodeSpec('mtt', str(bin_folder / 'mtt'), 'trainspot.metatrain', False, 'metatrain (mtt train)'),
+    ]
+
+
+def ensure_localhost(label: str = 'localhost', workdir: Path | None = None) -> tuple[Computer, bool]:
+    """Return the local computer ``label`` (direct scheduler, local transport) and whether it was created now."""
+    try:
+        return load_computer(label), False
+    except NotExistent:
+        pass
+    computer = Computer(
+        label=label,
+        hostname='localhost',
+        description='This machine, through the direct scheduler',
+        transport_type='core.local',
+        scheduler_type='core.direct',
+        workdir=str(workdir or Path.home() / '.aiida' / 'scratch'),
+    ).store()
+    computer.configure(safe_interval=0)
+    computer.set_minimum_job_poll_interval(1)
+    computer.set_default_mpiprocs_per_machine(1)
+    return computer, True
+
+
+def ensure_code(spec: CodeSpec, computer: Computer, omp_threads: int = 1) -> tuple[InstalledCode, bool]:
+    """Return the code of ``spec`` on ``computer`` and whether it was created now; an existing one is kept as is.
+
+    The prepend text sets ``OMP_NUM_THREADS`` (oversubscribed threads slow training tenfold) and lets OpenMPI run as
+    root, which it refuses by default.
+    """
+    try:
+        return load_code(f'{spec.label}@{computer.label}'), False
+    except NotExistent:
+        pass
+    if not os.access(spec.executable, os.X_OK):
+        raise NotExistent(f'the executable of code `{spec.label}` is missing: {spec.executable}')
+    code = InstalledCode(
+        computer=computer,
+        filepath_executable=spec.executable,
+        label=spec.label,
+        description=spec.description,
+        default_calc_job_plugin=spec.plugin,
+        prepend_text=f'export OMP_NUM_THREADS={omp_threads}\n{OPENMPI_AS_ROOT}',
+        with_mpi=spec.with_mpi,
+    )
+    return code.store(), True

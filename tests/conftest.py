@@ -1,0 +1,81 @@
+"""Shared fixtures: aiida-core's test profile (SQLite, no broker), carbon frames, the pw.x code and pseudos."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from ase.build import bulk, graphene
+
+from aiida_trainspot.dataset import Frame
+
+pytest_plugins = ['aiida.tools.pytest_fixtures']
+
+
+def frame_of(atoms, **kwargs) -> Frame:
+    """Return the unlabelled frame of ``atoms``."""
+    return Frame(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=atoms.pbc, **kwargs)
+
+
+@pytest.fixture
+def carbon_frames() -> list[Frame]:
+    """Return diamond (2 atoms), a rattled and compressed 8-atom diamond cell, and graphene, unlabelled."""
+    cubic = bulk('C', 'diamond', a=3.567 * 0.98, cubic=True)
+    cubic.rattle(0.05, seed=3)
+    return [frame_of(bulk('C', 'diamond', a=3.567)), frame_of(cubic), frame_of(graphene(vacuum=6.0))]
+
+
+@pytest.fixture
+def labelled_frames() -> list[Frame]:
+    """Return 12 labelled frames of various sizes, splits and origins, with random labels from a fixed seed."""
+    rng = np.random.default_rng(42)
+    frames = []
+    for index in range(12):
+        atoms = bulk('C', 'diamond', a=3.567) * (1, 1, 1 + index % 3)
+        atoms.rattle(0.05, seed=index)
+        frames.append(
+            frame_of(
+                atoms,
+                energy=float(rng.normal()),
+                forces=rng.normal(size=(len(atoms), 3)),
+                stress=rng.normal(size=(3, 3)) * 1e-2,
+                origin='input' if index < 4 else 'rattle',
+                iteration=index // 4,
+                split=('train', 'valid', 'test', '')[index % 4],
+                info={'index': index},
+            )
+        )
+    return frames
+
+
+@pytest.fixture(scope='session')
+def pw_executable() -> str:
+    """Return the path of Debian's pw.x."""
+    path = shutil.which('pw.x')
+    if path is None:
+        pytest.fail('pw.x is missing: run the README test command, which installs quantum-espresso')
+    return path
+
+
+@pytest.fixture
+def pw_code(aiida_code_installed, pw_executable):
+    """Return an installed pw.x code on localhost, set up as `aiida-trainspot setup` does."""
+    from aiida_trainspot.environment.codes import OPENMPI_AS_ROOT
+
+    return aiida_code_installed(
+        default_calc_job_plugin='quantumespresso.pw',
+        filepath_executable=pw_executable,
+        label='pw',
+        prepend_text=f'export OMP_NUM_THREADS=1\n{OPENMPI_AS_ROOT}',
+        with_mpi=True,
+    )
+
+
+@pytest.fixture
+def pseudo_family(aiida_profile):
+    """Return the pseudopotential family built from Debian's UPF files."""
+    from aiida_trainspot.environment.pseudos import ensure_pseudo_family
+
+    family, _ = ensure_pseudo_family()
+    return family
