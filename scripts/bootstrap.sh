@@ -24,6 +24,12 @@ install_system_packages() {
     # PostgreSQL databases for the production profile are created with this locale.
     if ! locale -a 2>/dev/null | grep -qi '^en_US\.utf8$'; then
         sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen && locale-gen >/dev/null
+        # A running PostgreSQL only sees locales that existed when it started.
+        if command -v pg_lsclusters >/dev/null; then
+            pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" {print $1, $2}' | while read -r version cluster; do
+                pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" restart
+            done
+        fi
     fi
 }
 
