@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import ase.io
 import numpy as np
 from aiida.orm import Data
 from ase import Atoms
-from ase.data import chemical_symbols
 
 from ..dataset import (
     MACE_KEYS,
@@ -21,40 +21,15 @@ from ..dataset import (
     Frame,
     FrameBatch,
     LabelKeys,
-    frame_from_atoms,
-    frame_to_atoms,
-    iter_frames_from_extxyz,
+    iter_atoms_from_batch,
+    iter_batches_from_atoms,
     query_mask,
     write_extxyz,
 )
-from ..dataset.frame import SPLITS
-from ..dataset.store import DEFAULT_BLOCK_FRAMES, SCHEMA_VERSION
+from ..dataset.batch import DEFAULT_BLOCK_FRAMES
+from ..dataset.store import SCHEMA_VERSION
 
 __all__ = ('PESData',)
-
-
-def _summarize(reader: DatasetReader) -> dict[str, Any]:
-    """Return the node attributes that describe the dataset behind ``reader`` (one streaming pass)."""
-    species: set[int] = set()
-    labelled = failed = 0
-    split_counts = dict.fromkeys(SPLITS, 0)
-    for batch in reader.iter_batches():
-        species.update(np.unique(batch.numbers).tolist())
-        labelled += int(batch.labelled.sum())
-        failed += sum(1 for reason in batch.failure_reason if reason)
-        for code, count in zip(*np.unique(batch.split, return_counts=True), strict=True):
-            split_counts[SPLITS[code]] += int(count)
-    split_counts['unassigned'] = split_counts.pop('')
-    return {
-        'schema_version': SCHEMA_VERSION,
-        'num_frames': len(reader),
-        'num_atoms': reader.num_atoms,
-        'num_labelled': labelled,
-        'num_failed': failed,
-        'species': sorted((chemical_symbols[number] for number in species), key=chemical_symbols.index),
-        'split_counts': split_counts,
-        'checksum': reader.checksum(),
-    }
 
 
 class PESData(Data):
@@ -72,43 +47,50 @@ class PESData(Data):
         """Create a node from a dataset file written by :class:`~aiida_trainspot.dataset.DatasetWriter`."""
         super().__init__(**kwargs)
         if filepath is not None:
-            self._set_file(Path(filepath))
+            with DatasetReader(filepath) as reader:
+                summary = reader.summarize()
+            self._set_file(Path(filepath), summary)
 
-    def _set_file(self, filepath: Path) -> None:
-        """Check the file, copy it into the repository and set the summary attributes."""
-        with DatasetReader(filepath) as reader:
-            summary = _summarize(reader)
+    def _set_file(self, filepath: Path, summary: dict[str, Any]) -> None:
+        """Copy the dataset file into the repository and set the attributes from its ``summary``."""
         self.base.repository.put_object_from_file(str(filepath), self.FILENAME)
-        self.base.attributes.set_many(summary)
+        self.base.attributes.set_many({'schema_version': SCHEMA_VERSION, **summary})
+
+    @classmethod
+    def _from_writer(cls, fill: Callable[[DatasetWriter], None], block_frames: int = DEFAULT_BLOCK_FRAMES) -> PESData:
+        """Return a new node whose dataset file ``fill`` writes; the summary is gathered while writing."""
+        with tempfile.TemporaryDirectory() as folder:
+            filepath = Path(folder) / cls.FILENAME
+            with DatasetWriter(filepath, block_frames) as writer:
+                fill(writer)
+            node = cls()
+            node._set_file(filepath, writer.attributes())
+            return node
 
     @classmethod
     def from_frames(cls, frames: Iterable[Frame], block_frames: int = DEFAULT_BLOCK_FRAMES) -> PESData:
         """Return a new node with ``frames``; each is validated (``ValueError`` naming the frame and field)."""
-        with tempfile.TemporaryDirectory() as folder:
-            filepath = Path(folder) / cls.FILENAME
-            with DatasetWriter(filepath, block_frames) as writer:
-                writer.extend(frames)
-            return cls(filepath)
+        return cls._from_writer(lambda writer: writer.extend(frames), block_frames)
 
     @classmethod
     def from_batches(cls, batches: Iterable[FrameBatch]) -> PESData:
         """Return a new node with the frames of ``batches`` (blocks read from other datasets)."""
-        with tempfile.TemporaryDirectory() as folder:
-            filepath = Path(folder) / cls.FILENAME
-            with DatasetWriter(filepath) as writer:
-                for batch in batches:
-                    writer.add_batch(batch)
-            return cls(filepath)
+
+        def fill(writer: DatasetWriter) -> None:
+            for batch in batches:
+                writer.add_batch(batch)
+
+        return cls._from_writer(fill)
 
     @classmethod
     def from_ase(cls, structures: Iterable[Atoms], keys: LabelKeys | None = None) -> PESData:
         """Return a new node from ``ase.Atoms`` (labels from their single-point calculators, or under ``keys``)."""
-        return cls.from_frames(frame_from_atoms(atoms, keys) for atoms in structures)
+        return cls.from_batches(iter_batches_from_atoms(structures, keys))
 
     @classmethod
     def from_extxyz(cls, filepath: str | Path, keys: LabelKeys | None = None) -> PESData:
         """Return a new node from an extended-XYZ file, read one frame at a time."""
-        return cls.from_frames(iter_frames_from_extxyz(filepath, keys))
+        return cls.from_batches(iter_batches_from_atoms(ase.io.iread(filepath, index=':', format='extxyz'), keys))
 
     def __len__(self) -> int:
         """Return the number of frames."""
@@ -155,8 +137,8 @@ class PESData(Data):
 
     def iter_atoms(self, query: Mapping[str, Any] | None = None) -> Iterator[Atoms]:
         """Yield the frames as ``ase.Atoms`` with single-point calculators holding the labels."""
-        for frame in self.iter_frames(query):
-            yield frame_to_atoms(frame)
+        for batch in self.iter_batches(query=query):
+            yield from iter_atoms_from_batch(batch)
 
     def to_ase(self, query: Mapping[str, Any] | None = None) -> list[Atoms]:
         """Return all frames (matching ``query`` if given) as a list of ``ase.Atoms``."""

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .frame import SPLITS, Frame
+from .frame import MAX_ATOMIC_NUMBER, SPLITS, Frame
 
 SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
+DEFAULT_BLOCK_FRAMES = 2048
+"""Frames per block when datasets are written and read: bounds the memory a dataset operation needs."""
 
 
 @dataclass
@@ -166,3 +168,34 @@ def _stack_extras(frames: Sequence[Frame], offsets: np.ndarray, per_atom: bool) 
                 column[index] = extra[name]
         columns[name] = column
     return columns
+
+
+def validate_batch(batch: FrameBatch, first_index: int = 0) -> None:
+    """Raise ``ValueError`` naming the first frame (counted from ``first_index``) and field of ``batch`` that is wrong.
+
+    Frames need atoms of known elements at finite positions in a finite cell; labels may be missing (NaN), never
+    infinite.
+    """
+    atom_frame = np.repeat(np.arange(len(batch)), batch.natoms)
+
+    def fail(frame: int, name: str, problem: str) -> None:
+        raise ValueError(f'frame {first_index + int(frame)}: field `{name}` {problem}')
+
+    if len(batch) and batch.natoms.min() < 1:
+        fail(np.argmin(batch.natoms), 'numbers', 'is empty: a frame needs at least one atom')
+    unknown = (batch.numbers < 1) | (batch.numbers > MAX_ATOMIC_NUMBER)
+    if unknown.any():
+        first = np.argmax(unknown)
+        fail(atom_frame[first], 'numbers', f'has unknown atomic numbers {sorted(set(batch.numbers[unknown].tolist()))}')
+    for name, values, rows in (
+        ('positions', batch.positions, atom_frame),
+        ('cell', batch.cell, None),
+        ('energy', batch.energy, None),
+        ('forces', batch.forces, atom_frame),
+        ('stress', batch.stress, None),
+    ):
+        bad = np.isinf(values) if name in ('energy', 'forces', 'stress') else ~np.isfinite(values)
+        bad = bad.reshape(len(values), -1).any(axis=1)
+        if bad.any():
+            first = np.argmax(bad)
+            fail(first if rows is None else rows[first], name, 'contains NaN or infinite values')

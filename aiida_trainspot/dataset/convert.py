@@ -1,20 +1,20 @@
-"""Conversion between frames and ``ase.Atoms``, and extended-XYZ files for MACE and metatrain."""
+"""Conversion between ``ase.Atoms`` and frames, a block at a time, and the label keys of training files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import ase.io
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
+from ase.stress import full_3x3_to_voigt_6_stress
 
-from .batch import FrameBatch
-from .frame import Frame
+from .batch import DEFAULT_BLOCK_FRAMES, SPLIT_CODES, FrameBatch, validate_batch
+from .frame import SPLITS, Frame, validate_frame
 
 METADATA_KEYS = ('origin', 'iteration', 'split', 'failure_reason')
 """Frame metadata carried in ``atoms.info`` under these keys."""
@@ -42,9 +42,6 @@ METATRAIN_KEYS = LabelKeys(missing_stress_as_nan=True)
 """Training files for metatrain: ``targets.energy.key``/``forces.key``/``stress.key`` are these keys (a full 3×3
 stress, which metatrain requires)."""
 
-ISOLATED_ATOM_CONFIG_TYPE = 'IsolatedAtom'
-"""``config_type`` of single-atom non-periodic frames, from which MACE takes the atomic reference energies (E0s)."""
-
 
 def _jsonable(value: Any) -> Any:
     """Return ``value`` with numpy scalars and arrays turned into Python numbers and lists."""
@@ -53,87 +50,187 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _full_stress(stress: Any) -> np.ndarray:
-    """Return a stress given as Voigt-6, flat 9 or 3×3 values as a 3×3 array."""
-    stress = np.asarray(stress, dtype=float)
-    return voigt_6_to_full_3x3_stress(stress) if stress.shape == (6,) else stress.reshape(3, 3)
+VOIGT_TO_FULL = np.array([0, 5, 4, 5, 1, 3, 4, 3, 2])
+"""Indices that turn a Voigt-6 stress (xx, yy, zz, yz, xz, xy) into a flat 3×3 tensor."""
+
+
+def _label_array(value: Any, shapes: tuple[tuple[int, ...], ...], index: int, name: str) -> np.ndarray:
+    """Return the label ``value`` as a float array of one of ``shapes``, or raise ``ValueError`` naming it."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exception:
+        raise ValueError(f'frame {index}: field `{name}` cannot be read as float: {exception}') from None
+    if array.shape not in shapes:
+        expected = ' or '.join(str(shape) for shape in shapes)
+        raise ValueError(f'frame {index}: field `{name}` has shape {array.shape}, expected {expected}')
+    return array
+
+
+@dataclass
+class _Record:
+    """The labels and metadata of one ``ase.Atoms``, of checked shapes; stress is flat, 6 (Voigt) or 9 values."""
+
+    energy: float = np.nan
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    origin: str = ''
+    iteration: int = 0
+    split: int = 0
+    failure_reason: str = ''
+    info: str = '{}'
+
+
+def _record(atoms: Atoms, keys: LabelKeys | None, index: int) -> _Record:
+    """Return the labels (from the single-point calculator, else under ``keys``) and metadata of ``atoms``."""
+    results = atoms.calc.results if atoms.calc is not None else {}
+    info = atoms.info
+    energy, forces, stress = results.get('energy'), results.get('forces'), results.get('stress')
+    if keys is not None:
+        energy = info.get(keys.energy) if energy is None else energy
+        stress = info.get(keys.stress) if stress is None else stress
+        forces = atoms.arrays.get(keys.forces) if forces is None else forces
+    record = _Record()
+    if energy is not None:
+        record.energy = float(_label_array(energy, ((),), index, 'energy'))
+        if not np.isfinite(record.energy):
+            raise ValueError(f'frame {index}: field `energy` contains NaN or infinite values')
+    if forces is not None:
+        record.forces = _label_array(forces, ((len(atoms), 3),), index, 'forces')
+    if stress is not None:
+        record.stress = _label_array(stress, ((3, 3), (9,), (6,)), index, 'stress').ravel()
+    if info:
+        _record_metadata(record, info, keys, index)
+    return record
+
+
+def _record_metadata(record: _Record, info: dict[str, Any], keys: LabelKeys | None, index: int) -> None:
+    """Put the metadata of ``atoms.info`` on ``record``: :data:`METADATA_KEYS` as fields, the rest as JSON."""
+    skipped = {*METADATA_KEYS, 'config_type', *((keys.energy, keys.stress) if keys else ())}
+    record.origin = str(info.get('origin', ''))
+    record.iteration = int(info.get('iteration', 0))
+    record.failure_reason = str(info.get('failure_reason', ''))
+    split = info.get('split', '')
+    if split not in SPLIT_CODES:
+        raise ValueError(f'frame {index}: field `split` is {split!r}, expected one of {tuple(SPLIT_CODES)}')
+    record.split = SPLIT_CODES[split]
+    rest = {key: _jsonable(value) for key, value in info.items() if key not in skipped}
+    try:
+        record.info = json.dumps(rest, sort_keys=True)
+    except (TypeError, ValueError) as exception:
+        raise ValueError(f'frame {index}: field `info` is not JSON-serialisable: {exception}') from None
+
+
+def batch_from_atoms(structures: Sequence[Atoms], keys: LabelKeys | None = None, first_index: int = 0) -> FrameBatch:
+    """Return the block of ``structures``: labels from their single-point calculators, else under ``keys``.
+
+    ``atoms.info`` entries named in :data:`METADATA_KEYS` become frame metadata, the others go to ``info``. Raise
+    ``ValueError`` naming the frame (counted from ``first_index``) and the field of the first bad value.
+    """
+    natoms = np.fromiter(map(len, structures), dtype=np.int64, count=len(structures))
+    records = [_record(atoms, keys, first_index + index) for index, atoms in enumerate(structures)]
+    offsets = np.concatenate(([0], np.cumsum(natoms)))
+    forces = np.full((int(offsets[-1]), 3), np.nan)
+    stress = np.full((len(structures), 9), np.nan)
+    for index, record in enumerate(records):
+        if record.forces is not None:
+            forces[offsets[index] : offsets[index + 1]] = record.forces
+        if record.stress is not None:
+            stress[index] = record.stress if len(record.stress) == 9 else record.stress[VOIGT_TO_FULL]
+    _check_given_labels_finite(records, forces, stress, natoms, first_index)
+    batch = FrameBatch(
+        natoms=natoms,
+        numbers=np.concatenate([atoms.arrays['numbers'] for atoms in structures]) if structures else np.zeros(0, int),
+        positions=np.concatenate([atoms.arrays['positions'] for atoms in structures]) if structures else forces,
+        forces=forces,
+        cell=np.array([atoms.cell.array for atoms in structures]).reshape(-1, 3, 3),
+        pbc=np.array([atoms.pbc for atoms in structures], dtype=bool).reshape(-1, 3),
+        energy=np.array([record.energy for record in records], dtype=np.float64),
+        stress=stress.reshape(-1, 3, 3),
+        iteration=np.array([record.iteration for record in records], dtype=np.int64),
+        split=np.array([record.split for record in records], dtype=np.int8),
+        origin=[record.origin for record in records],
+        failure_reason=[record.failure_reason for record in records],
+        info=[record.info for record in records],
+    )
+    validate_batch(batch, first_index)
+    return batch
+
+
+def _check_given_labels_finite(
+    records: list[_Record], forces: np.ndarray, stress: np.ndarray, natoms: np.ndarray, first_index: int
+) -> None:
+    """Raise ``ValueError`` naming the first frame whose given forces or stress hold NaN or infinite values."""
+    has_forces = np.array([record.forces is not None for record in records], dtype=bool)
+    has_stress = np.array([record.stress is not None for record in records], dtype=bool)
+    atom_bad = ~np.isfinite(forces).all(axis=1) & np.repeat(has_forces, natoms)
+    for name, bad in (
+        ('forces', np.bincount(np.repeat(np.arange(len(natoms)), natoms)[atom_bad], minlength=len(natoms)) > 0),
+        ('stress', ~np.isfinite(stress).all(axis=1) & has_stress),
+    ):
+        if bad.any():
+            raise ValueError(
+                f'frame {first_index + int(np.argmax(bad))}: field `{name}` contains NaN or infinite values'
+            )
+
+
+def iter_batches_from_atoms(
+    structures: Iterable[Atoms], keys: LabelKeys | None = None, block_frames: int = DEFAULT_BLOCK_FRAMES
+) -> Iterator[FrameBatch]:
+    """Yield ``structures`` as checked blocks of at most ``block_frames`` frames (see :func:`batch_from_atoms`)."""
+    iterator, first_index = iter(structures), 0
+    while block := list(itertools.islice(iterator, block_frames)):
+        yield batch_from_atoms(block, keys, first_index)
+        first_index += len(block)
+
+
+def iter_atoms_from_batch(batch: FrameBatch) -> Iterator[Atoms]:
+    """Yield the frames of ``batch`` as ``ase.Atoms``: labels in a single-point calculator, metadata in ``info``."""
+    offsets = batch.offsets
+    has_forces = ~np.isnan(batch.forces[:, 0]) if len(batch.forces) else np.zeros(0, bool)
+    has_stress = ~np.isnan(batch.stress[:, 0, 0])
+    voigt_stress = full_3x3_to_voigt_6_stress(batch.stress)
+    for index in range(len(batch)):
+        start, stop = offsets[index], offsets[index + 1]
+        atoms = Atoms(
+            numbers=batch.numbers[start:stop],
+            positions=batch.positions[start:stop],
+            cell=batch.cell[index],
+            pbc=batch.pbc[index],
+        )
+        if batch.info[index] != '{}':
+            atoms.info.update(json.loads(batch.info[index]))
+        atoms.info.update(
+            origin=batch.origin[index],
+            iteration=int(batch.iteration[index]),
+            split=SPLITS[batch.split[index]],
+            failure_reason=batch.failure_reason[index],
+        )
+        _put_extras(atoms, batch, index, start, stop)
+        results = {'energy': float(batch.energy[index])} if not np.isnan(batch.energy[index]) else {}
+        if has_forces[start:stop].all() and stop > start:
+            results['forces'] = batch.forces[start:stop]
+        if has_stress[index]:
+            results['stress'] = voigt_stress[index]
+        if results:
+            atoms.calc = SinglePointCalculator(atoms, **results)
+        yield atoms
+
+
+def _put_extras(atoms: Atoms, batch: FrameBatch, index: int, start: int, stop: int) -> None:
+    """Put the extra columns of frame ``index`` that it has (not all NaN) in ``atoms.info`` and ``atoms.arrays``."""
+    for name, values in batch.frame_arrays.items():
+        if not np.isnan(values[index]).all():
+            atoms.info[name] = np.array(values[index])
+    for name, values in batch.atom_arrays.items():
+        if not np.isnan(values[start:stop]).all():
+            atoms.arrays[name] = np.array(values[start:stop])
 
 
 def frame_from_atoms(atoms: Atoms, keys: LabelKeys | None = None) -> Frame:
-    """Return the frame of ``atoms``: labels from its single-point calculator, else from ``keys`` in info/arrays.
-
-    ``atoms.info`` entries named in :data:`METADATA_KEYS` become frame metadata, the other entries go to ``info``.
-    """
-    results = dict(atoms.calc.results) if atoms.calc is not None else {}
-    info = dict(atoms.info)
-    if keys is not None:
-        results.setdefault('energy', info.pop(keys.energy, None))
-        results.setdefault('stress', info.pop(keys.stress, None))
-        results.setdefault('forces', atoms.arrays.get(keys.forces))
-    metadata = {key: info.pop(key) for key in METADATA_KEYS if key in info}
-    info.pop('config_type', None)
-    return Frame(
-        numbers=atoms.numbers,
-        positions=atoms.positions,
-        cell=atoms.cell.array,
-        pbc=atoms.pbc,
-        energy=results.get('energy'),
-        forces=results.get('forces'),
-        stress=None if results.get('stress') is None else _full_stress(results['stress']),
-        info={key: _jsonable(value) for key, value in info.items()},
-        **metadata,
-    )
+    """Return the frame of ``atoms`` (see :func:`batch_from_atoms`)."""
+    return batch_from_atoms([atoms], keys).frame(0)
 
 
 def frame_to_atoms(frame: Frame) -> Atoms:
-    """Return ``frame`` as ``ase.Atoms`` with its labels in a single-point calculator and metadata in ``info``."""
-    atoms = Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
-    atoms.info.update(frame.info)
-    atoms.info.update({key: getattr(frame, key) for key in METADATA_KEYS})
-    for name, values in frame.atom_arrays.items():
-        atoms.arrays[name] = np.array(values)
-    atoms.info.update({name: np.array(values) for name, values in frame.frame_arrays.items()})
-    results = {}
-    if frame.energy is not None:
-        results['energy'] = frame.energy
-    if frame.forces is not None:
-        results['forces'] = np.array(frame.forces)
-    if frame.stress is not None:
-        results['stress'] = full_3x3_to_voigt_6_stress(frame.stress)
-    if results:
-        atoms.calc = SinglePointCalculator(atoms, **results)
-    return atoms
-
-
-def iter_frames_from_extxyz(path: str | Path, keys: LabelKeys | None = None) -> Iterator[Frame]:
-    """Yield the frames of an extended-XYZ file one by one (labels as ASE reads them, or under ``keys``)."""
-    for atoms in ase.io.iread(path, index=':', format='extxyz'):
-        yield frame_from_atoms(atoms, keys)
-
-
-def _extxyz_atoms(frame: Frame, keys: LabelKeys) -> Atoms:
-    """Return the ``ase.Atoms`` written to an extended-XYZ file: labels under ``keys``, scalar metadata in info."""
-    atoms = Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
-    atoms.info.update({key: getattr(frame, key) for key in METADATA_KEYS if getattr(frame, key) != ''})
-    atoms.info.update({key: value for key, value in frame.info.items() if isinstance(value, str | int | float)})
-    if frame.natoms == 1 and not frame.pbc.any():
-        atoms.info['config_type'] = ISOLATED_ATOM_CONFIG_TYPE
-    if frame.energy is not None:
-        atoms.info[keys.energy] = frame.energy
-    if frame.stress is not None:
-        atoms.info[keys.stress] = np.array(frame.stress)
-    elif keys.missing_stress_as_nan:
-        atoms.info[keys.stress] = np.full((3, 3), np.nan)
-    if frame.forces is not None:
-        atoms.arrays[keys.forces] = np.array(frame.forces)
-    return atoms
-
-
-def write_extxyz(batches: Iterable[FrameBatch], fileobj: IO[str], keys: LabelKeys = MACE_KEYS) -> int:
-    """Write the frames of ``batches`` to an open text file in extended-XYZ; return the number of frames written."""
-    count = 0
-    for batch in batches:
-        atoms_list = [_extxyz_atoms(frame, keys) for frame in batch.frames()]
-        ase.io.write(fileobj, atoms_list, format='extxyz')
-        count += len(atoms_list)
-    return count
+    """Return ``frame`` as ``ase.Atoms`` (see :func:`iter_atoms_from_batch`)."""
+    return next(iter_atoms_from_batch(FrameBatch.from_frames([validate_frame(frame, 0)])))

@@ -11,8 +11,11 @@ from aiida_trainspot.dataset import (
     MACE_KEYS,
     METATRAIN_KEYS,
     FrameBatch,
+    batch_from_atoms,
     frame_from_atoms,
     frame_to_atoms,
+    iter_atoms_from_batch,
+    iter_batches_from_atoms,
     iter_frames_from_extxyz,
     write_extxyz,
 )
@@ -103,3 +106,63 @@ def test_extxyz_round_trip(tmp_path, training_frames):
     np.testing.assert_allclose(frames[0].stress, training_frames[0].stress)
     assert frames[3].stress is None
     assert ase.io.read(tmp_path / 'data.xyz', index=3).info['config_type'] == 'IsolatedAtom'
+
+
+def labelled_atoms(count: int, natoms: int = 4, seed: int = 0) -> list[Atoms]:
+    """Return ``count`` labelled carbon structures with metadata, from a seeded generator."""
+    rng = np.random.default_rng(seed)
+    structures = []
+    for index in range(count):
+        atoms = Atoms(numbers=[6] * natoms, positions=rng.random((natoms, 3)) * 5, cell=np.eye(3) * 5, pbc=True)
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=rng.normal(), forces=rng.normal(size=(natoms, 3)), stress=rng.normal(size=6)
+        )
+        atoms.info.update(origin='md', iteration=index, split='train', index=index)
+        structures.append(atoms)
+    return structures
+
+
+def test_block_conversion_matches_frame_by_frame_conversion():
+    structures = labelled_atoms(7)
+    structures[3].calc = None  # an unlabelled frame among labelled ones
+    blocks = list(iter_batches_from_atoms(structures, block_frames=3))
+    assert [len(block) for block in blocks] == [3, 3, 1]
+    back = [atoms for block in blocks for atoms in iter_atoms_from_batch(block)]
+    for original, atoms in zip(structures, back, strict=True):
+        np.testing.assert_array_equal(atoms.positions, original.positions)
+        assert atoms.info['iteration'] == original.info['iteration'] and atoms.info['index'] == original.info['index']
+        if original.calc is None:
+            assert atoms.calc is None
+            continue
+        np.testing.assert_array_equal(atoms.get_forces(), original.get_forces())
+        np.testing.assert_allclose(atoms.get_stress(), original.get_stress())
+        assert atoms.get_potential_energy() == original.get_potential_energy()
+
+
+@pytest.mark.parametrize(
+    ('spoil', 'message'),
+    [
+        (lambda atoms: atoms.calc.results.update(forces=np.zeros((3, 3))), r'frame 4: field `forces` has shape'),
+        (lambda atoms: atoms.calc.results.update(energy=np.inf), 'frame 4: field `energy` contains NaN'),
+        (
+            lambda atoms: atoms.calc.results['forces'].__setitem__((2, 0), np.nan),
+            'frame 4: field `forces` contains NaN',
+        ),
+        (lambda atoms: atoms.calc.results['stress'].__setitem__(1, np.inf), 'frame 4: field `stress` contains NaN'),
+        (lambda atoms: atoms.calc.results.update(stress=np.zeros(5)), 'frame 4: field `stress` has shape'),
+        (lambda atoms: atoms.positions.__setitem__((1, 2), np.nan), 'frame 4: field `positions` contains NaN'),
+        (lambda atoms: atoms.numbers.__setitem__(0, 0), r'frame 4: field `numbers` has unknown atomic numbers \[0\]'),
+        (lambda atoms: atoms.info.update(split='holdout'), "frame 4: field `split` is 'holdout'"),
+        (lambda atoms: atoms.info.update(tag=object()), 'frame 4: field `info` is not JSON'),
+    ],
+)
+def test_bad_structure_is_named_by_its_index_in_the_whole_input(spoil, message):
+    structures = labelled_atoms(6)
+    spoil(structures[4])
+    with pytest.raises(ValueError, match=message):
+        list(iter_batches_from_atoms(structures, block_frames=3))
+
+
+def test_empty_structure_is_rejected():
+    with pytest.raises(ValueError, match='frame 1: field `numbers` is empty'):
+        batch_from_atoms([Atoms('C', cell=np.eye(3)), Atoms()])

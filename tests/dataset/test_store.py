@@ -96,3 +96,19 @@ def test_newer_schema_is_refused(tmp_path, labelled_frames):
         handle.attrs['schema_version'] = 99
     with pytest.raises(CorruptDatasetError, match='schema version 99'):
         DatasetReader(path)
+
+
+def test_summary_gathered_while_writing_equals_the_one_read_from_the_file(tmp_path, labelled_frames):
+    labelled_frames[2].failure_reason = 'SCF not converged'
+    labelled_frames[2].energy = None
+    labelled_frames[9].frame_arrays = {'committee_energy': np.arange(3.0)}  # a column that appears in block 2
+    labelled_frames[10].atom_arrays = {'charges': np.ones(len(labelled_frames[10].numbers))}
+    path = tmp_path / 'data.h5'
+    with DatasetWriter(path, block_frames=4) as writer:
+        writer.extend(labelled_frames)
+    with DatasetReader(path) as reader:
+        assert reader.summarize() == writer.attributes()
+    assert writer.attributes()['num_failed'] == 1 and writer.attributes()['num_labelled'] == 11
+    with DatasetWriter(tmp_path / 'other.h5', block_frames=4) as other:
+        other.extend(labelled_frames[:11])
+    assert other.attributes()['checksum'] != writer.attributes()['checksum']
