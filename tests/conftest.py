@@ -79,3 +79,15 @@ def pseudo_family(aiida_profile):
 
     family, _ = ensure_pseudo_family()
     return family
+
+
+@pytest.fixture
+def ase_label_code(aiida_code_installed):
+    """Return the reference-calculator runner (``trainspot-ase-label``) as a code on localhost."""
+    executable = shutil.which('trainspot-ase-label')
+    assert executable is not None, 'run `pip install -e .`: the console script is missing'
+    return aiida_code_installed(
+        default_calc_job_plugin='trainspot.ase_reference',
+        filepath_executable=executable,
+        prepend_text='export OMP_NUM_THREADS=1',
+    )

@@ -44,9 +44,13 @@ stress, which metatrain requires)."""
 
 
 def _jsonable(value: Any) -> Any:
-    """Return ``value`` with numpy scalars and arrays turned into Python numbers and lists."""
+    """Return ``value`` with numpy scalars and arrays, also inside dicts and lists, as Python numbers and lists."""
     if isinstance(value, np.ndarray | np.generic):
         return value.tolist()
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
     return value
 
 

@@ -30,6 +30,13 @@ def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
         CodeSpec('pw', shutil.which('pw.x') or '/usr/bin/pw.x', 'quantumespresso.pw', True, 'Quantum ESPRESSO pw.x'),
         CodeSpec('mace_run_train', str(bin_folder / 'mace_run_train'), 'trainspot.mace_train', False, 'MACE training'),
         CodeSpec('mtt', str(bin_folder / 'mtt'), 'trainspot.metatrain', False, 'metatrain (mtt train)'),
+        CodeSpec(
+            'trainspot-ase-label',
+            str(bin_folder / 'trainspot-ase-label'),
+            'trainspot.ase_reference',
+            False,
+            'ASE reference calculators (not DFT)',
+        ),
     ]
 
 

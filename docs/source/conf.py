@@ -1,6 +1,34 @@
 """Sphinx configuration of the aiida-trainspot documentation."""
 
+import os
+import subprocess
+import sys
+import tempfile
+
 import aiida_trainspot
+
+
+def ensure_aiida_profile() -> None:
+    """Give the AiiDA process directives a profile to load: a throw-away one if this machine has none."""
+    from aiida.common.exceptions import MissingConfigurationError
+    from aiida.manage.configuration import get_config
+
+    try:
+        if get_config(create=False).default_profile_name:
+            return
+    except MissingConfigurationError:
+        pass
+    os.environ['AIIDA_PATH'] = tempfile.mkdtemp(prefix='aiida-trainspot-docs-')
+    command = [sys.executable, '-m', 'aiida', 'presto', '--profile-name', 'docs', '--no-broker', '--non-interactive']
+    subprocess.run(command, check=True, capture_output=True)
+    from aiida.manage import configuration
+    from aiida.manage.configuration.settings import AiiDAConfigDir
+
+    AiiDAConfigDir.set()  # re-read AIIDA_PATH
+    configuration.reset_config()
+
+
+ensure_aiida_profile()
 
 project = 'aiida-trainspot'
 author = 'The aiida-trainspot developers'

@@ -166,3 +166,11 @@ def test_bad_structure_is_named_by_its_index_in_the_whole_input(spoil, message):
 def test_empty_structure_is_rejected():
     with pytest.raises(ValueError, match='frame 1: field `numbers` is empty'):
         batch_from_atoms([Atoms('C', cell=np.eye(3)), Atoms()])
+
+
+def test_numpy_values_nested_in_info_are_kept():
+    from ase.build import fcc111
+
+    slab = fcc111('Cu', size=(1, 1, 2), vacuum=5.0)  # info['adsorbate_info'] holds numpy arrays in a dict
+    frame = frame_from_atoms(slab)
+    assert frame.info['adsorbate_info']['sites']['ontop'] == [0.0, 0.0]

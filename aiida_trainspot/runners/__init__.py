@@ -1,0 +1,1 @@
+"""Programs that calculation jobs run on the compute node, installed as console scripts (pure, no AiiDA)."""
