@@ -46,7 +46,8 @@ def label(frames: int, max_concurrent: int | None) -> None:
     from aiida_trainspot.data import PESData
     from aiida_trainspot.environment.codes import default_code_specs, ensure_code, ensure_localhost
     from aiida_trainspot.environment.pseudos import ensure_pseudo_family
-    from aiida_trainspot.workflows.labelling import AbInitioLabellingWorkChain, default_max_concurrent
+    from aiida_trainspot.workflows.labelling import AbInitioLabellingWorkChain
+    from aiida_trainspot.workflows.throttle import default_max_concurrent
 
     computer, _ = ensure_localhost()
     code, _ = ensure_code(default_code_specs(Path(sys.executable).parent)[0], computer)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 import warnings
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, while_
+from aiida.engine import WorkChain, while_
 from aiida.plugins import WorkflowFactory
 from aiida_pseudo.groups.family import PseudoPotentialFamily
 from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin
@@ -18,11 +17,14 @@ from ..calculations.functions.labels import frame_structure, labels_from_pw, lab
 from ..data import PESData
 from ..dataset import frame_to_atoms
 from ..dft.structure_checks import check_structure
+from .throttle import (
+    DEFAULT_MAX_CONCURRENT_QUEUED,
+    ThrottleMixin,
+    default_max_concurrent,
+    validate_max_concurrent,
+)
 
 PwBaseWorkChain = WorkflowFactory('quantumespresso.pw.base')
-
-DEFAULT_MAX_CONCURRENT_QUEUED = 100
-"""Labelling children at once on a computer with a real scheduler (its queue does the throttling)."""
 
 TWO_D_PBC = (True, True, False)
 """The one 2D orientation pw.x's ``assume_isolated='2D'`` handles: periodic along a and b, vacuum along c (z)."""
@@ -80,32 +82,7 @@ def validate_fraction(value, _):
     return None
 
 
-def validate_max_concurrent(value, _):
-    """Return a message unless ``value`` is at least 1."""
-    if value is not None and value.value < 1:
-        return f'`max_concurrent` must be at least 1, got {value.value}'
-    return None
-
-
-def default_max_concurrent(code: orm.AbstractCode, options: dict) -> int:
-    """Return how many labelling jobs fit at once: the cores over the MPI ranks of one job on a local computer.
-
-    A computer whose scheduler queues jobs (SLURM, PBS...) gets :data:`DEFAULT_MAX_CONCURRENT_QUEUED`: its queue
-    decides what runs.
-    """
-    computer = code.computer
-    if computer.scheduler_type != 'core.direct':
-        return DEFAULT_MAX_CONCURRENT_QUEUED
-    is_this_machine = computer.hostname in ('localhost', '127.0.0.1') or computer.transport_type == 'core.local'
-    cores = (os.cpu_count() if is_this_machine else None) or computer.get_default_mpiprocs_per_machine() or 1
-    resources = options.get('resources', {})
-    ranks = resources.get('num_machines', 1) * (
-        resources.get('num_mpiprocs_per_machine') or computer.get_default_mpiprocs_per_machine() or 1
-    )
-    return max(1, cores // ranks)
-
-
-class AbInitioLabellingWorkChain(ProtocolMixin, WorkChain):
+class AbInitioLabellingWorkChain(ProtocolMixin, ThrottleMixin, WorkChain):
     """Label every frame of a dataset with Quantum ESPRESSO, one ``PwBaseWorkChain`` per frame, a few at a time.
 
     With a code of ``trainspot.ase_reference`` (EMT, Lennard-Jones, a LAMMPS potential: **not DFT**, for tutorials and
@@ -178,7 +155,7 @@ class AbInitioLabellingWorkChain(ProtocolMixin, WorkChain):
         spec.inputs.validator = validate_inputs
         spec.outline(
             cls.setup,
-            while_(cls.should_run_labelling)(cls.run_labelling, cls.inspect_labelling),
+            while_(cls.has_jobs)(cls.run_labelling, cls.inspect_labelling),
             cls.results,
         )
         spec.output('labelled_dataset', valid_type=PESData, help='The frames whose DFT succeeded, with their labels.')
@@ -218,27 +195,21 @@ class AbInitioLabellingWorkChain(ProtocolMixin, WorkChain):
         self.ctx.engine = ENGINES[self.inputs.code.default_calc_job_plugin]
         frames = list(range(len(self.inputs.dataset)))
         if self.ctx.engine == 'pw':
-            self.ctx.pending = [[index] for index in frames]
+            self.queue_jobs([[index] for index in frames])
         else:  # one job per slot: the reference calculators cost little per frame, jobs much more
             size = -(-len(frames) // self.ctx.max_concurrent)
-            self.ctx.pending = [frames[start : start + size] for start in range(0, len(frames), size)]
-        self.ctx.running, self.ctx.results, self.ctx.failures = [], {}, {}
+            self.queue_jobs([frames[start : start + size] for start in range(0, len(frames), size)])
+        self.ctx.results, self.ctx.failures = {}, {}
         self.report(
             f'labelling {len(frames)} frames of PESData<{self.inputs.dataset.pk}> in {len(self.ctx.pending)} jobs, '
             f'at most {self.ctx.max_concurrent} at once'
         )
 
-    def should_run_labelling(self):
-        """Return whether frames are waiting or running."""
-        return bool(self.ctx.pending or self.ctx.running)
-
     def run_labelling(self):
         """Start children until ``max_concurrent`` run, then wait for the earliest running one."""
-        while self.ctx.pending and len(self.ctx.running) < self.ctx.max_concurrent:
-            job = self.ctx.pending.pop(0)
-            builder = self._pw_builder(job[0]) if self.ctx.engine == 'pw' else self._reference_builder(job)
-            self.ctx.running.append((job, self.submit(builder).pk))
-        return ToContext(earliest_running=orm.load_node(self.ctx.running[0][1]))
+        return self.start_jobs(
+            lambda job: self._pw_builder(job[0]) if self.ctx.engine == 'pw' else self._reference_builder(job)
+        )
 
     def _pw_builder(self, index: int):
         """Return the ``PwBaseWorkChain`` builder of frame ``index``, its structure made by a calcfunction."""
@@ -282,26 +253,23 @@ class AbInitioLabellingWorkChain(ProtocolMixin, WorkChain):
 
     def inspect_labelling(self):
         """Collect every child that has ended since the last look: its results, or why it failed."""
-        pks = [pk for _, pk in self.ctx.running]
-        query = orm.QueryBuilder().append(
-            orm.ProcessNode, filters={'id': {'in': pks}}, project=['id', 'attributes.process_state']
-        )
-        ended = {pk for pk, state in query.all() if state in ('finished', 'excepted', 'killed')}
-        for job, pk in [(job, pk) for job, pk in self.ctx.running if pk in ended]:
-            child, index = orm.load_node(pk), job[0]
-            if self.ctx.engine == 'reference' and 'labelled_dataset' in child.outputs:  # frames may fail one by one
-                self.ctx.results[f'chunk_{index}'] = child.outputs.labelled_dataset
-            elif child.is_finished_ok:
-                self.ctx.results[f'parameters_{index}'] = child.outputs.output_parameters
-                self.ctx.results[f'trajectory_{index}'] = child.outputs.output_trajectory
-            else:
-                reason = (
-                    f'{child.process_label}<{pk}> ended {child.process_state.value} '
-                    f'with exit status {child.exit_status}: {child.exit_message}'
-                )
-                self.ctx.failures.update({str(frame): reason for frame in job})
-                self.report(f'frames {job[0]}-{job[-1]}: {reason}' if len(job) > 1 else f'frame {index}: {reason}')
-        self.ctx.running = [(job, pk) for job, pk in self.ctx.running if pk not in ended]
+        self.collect_ended(self._collect)
+
+    def _collect(self, job: list[int], child: orm.ProcessNode) -> None:
+        """Keep the results of the ended ``child`` that labelled the frames ``job``, or record why it failed."""
+        index = job[0]
+        if self.ctx.engine == 'reference' and 'labelled_dataset' in child.outputs:  # frames may fail one by one
+            self.ctx.results[f'chunk_{index}'] = child.outputs.labelled_dataset
+        elif child.is_finished_ok:
+            self.ctx.results[f'parameters_{index}'] = child.outputs.output_parameters
+            self.ctx.results[f'trajectory_{index}'] = child.outputs.output_trajectory
+        else:
+            reason = (
+                f'{child.process_label}<{child.pk}> ended {child.process_state.value} '
+                f'with exit status {child.exit_status}: {child.exit_message}'
+            )
+            self.ctx.failures.update({str(frame): reason for frame in job})
+            self.report(f'frames {job[0]}-{job[-1]}: {reason}' if len(job) > 1 else f'frame {index}: {reason}')
 
     def results(self):
         """Attach the labelled frames and the failed ones; fail if too many failed."""

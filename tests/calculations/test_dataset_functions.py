@@ -68,3 +68,24 @@ def test_relabel_refuses_labels_of_other_atoms(labelled_frames, dataset):
         relabel_dataset(dataset, PESData.from_frames([moved]), List([3]))
     with pytest.raises(ValueError, match='strictly increasing'):
         relabel_dataset(dataset, PESData.from_frames(labelled_frames[:2]), List([5, 3]))
+
+
+def test_split_dataset_tags_labelled_frames_and_keeps_tags(labelled_frames):
+    from aiida.orm import Dict, Int
+
+    from aiida_trainspot.calculations.functions.dataset import split_dataset
+
+    for frame in labelled_frames:
+        frame.split = ''
+    labelled_frames[0].split = 'test'
+    labelled_frames[1].energy = None  # unlabelled: stays untagged
+    labelled_frames[2].origin = 'input'
+    dataset = PESData.from_frames(labelled_frames).store()
+    tagged = split_dataset(dataset, Int(5))
+    splits = [frame.split for frame in tagged.iter_frames()]
+    assert splits[0] == 'test' and splits[1] == '' and splits[2] == 'train'
+    assert tagged.base.attributes.get('split_counts')['unassigned'] == 1
+    assert 'valid' in splits[3:], 'the shared frames include a validation frame'
+    assert [frame.split for frame in split_dataset(dataset, Int(5)).iter_frames()] == splits, 'seeded'
+    with pytest.raises(ValueError, match='`fractions`: split fractions must lie in'):
+        split_dataset(dataset, Int(5), Dict({'train': 0.5, 'valid': 0.1, 'test': 0.1}))

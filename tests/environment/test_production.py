@@ -25,7 +25,7 @@ SUBMIT = textwrap.dedent(
     CUTOFFS = {'ecutwfc': 25.0, 'ecutrho': 200.0}
     profile = load_profile(sys.argv[1])
     client = get_daemon_client()
-    client.start_daemon()
+    client.start_daemon(timeout=60)
     try:
         dataset = PESData.from_ase([bulk('C', 'diamond', a=3.567)]).store()
         node = submit(
@@ -41,7 +41,7 @@ SUBMIT = textwrap.dedent(
         labelled = node.outputs.labelled_dataset if node.is_finished_ok else None
         print(node.is_finished_ok, labelled.base.attributes.get('num_labelled') if labelled else node.exit_status)
     finally:
-        client.stop_daemon(wait=True)
+        client.stop_daemon(wait=True, timeout=60)  # a busy machine answers slowly: the default is 5 s
     """
 )
 

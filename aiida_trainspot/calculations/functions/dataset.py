@@ -1,4 +1,4 @@
-"""Calculation functions that derive datasets from datasets: merge, subset, relabel."""
+"""Calculation functions that derive datasets from datasets: merge, subset, relabel, split, sample."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from collections.abc import Iterator
 
 import numpy as np
 from aiida.engine import calcfunction
-from aiida.orm import Dict, List
+from aiida.orm import Dict, Float, Int, List
 
 from ...data import PESData
 from ...dataset import FrameBatch, query_mask, validate_query
+from ...dataset.batch import SPLIT_CODES
+from ...dataset.split import DEFAULT_FRACTIONS, assign_splits, validate_fractions
 
 POSITION_TOLERANCE = 1e-6
 """Å: a label belongs to a frame only if every atom is where the frame has it."""
@@ -103,6 +105,70 @@ def relabel_dataset(dataset: PESData, labels: PESData, indices: List) -> PESData
             local = targets[(targets >= start) & (targets < start + len(batch))] - start
             block = FrameBatch.from_frames([next(label_frames) for _ in local])
             yield _relabelled(batch, local, block, start) if len(local) else batch
+            start += len(batch)
+
+    return PESData.from_batches(batches())
+
+
+@calcfunction
+def split_dataset(dataset: PESData, seed: Int, fractions: Dict | None = None) -> PESData:
+    """Return ``dataset`` with every labelled frame tagged train, valid or test; existing tags are kept.
+
+    Input structures and isolated atoms go to train; the other newly labelled frames are shared out at random
+    (``seed``) in ``fractions`` (default 80/10/10, largest remainder, one validation frame whenever possible). See
+    :mod:`aiida_trainspot.dataset.split`.
+    """
+    shares = fractions.get_dict() if fractions is not None else DEFAULT_FRACTIONS
+    message = validate_fractions(shares)
+    if message:
+        raise ValueError(f'`fractions`: {message}')
+    columns: dict[str, list] = {'split': [], 'labelled': [], 'origin': [], 'isolated': []}
+    for batch in dataset.iter_batches():
+        columns['split'].append(batch.split)
+        columns['labelled'].append(batch.labelled)
+        columns['origin'].extend(batch.origin)
+        columns['isolated'].append((batch.natoms == 1) & ~batch.pbc.any(axis=1))
+    splits = assign_splits(
+        np.concatenate(columns['split']) if columns['split'] else np.zeros(0, np.int8),
+        np.concatenate(columns['labelled']) if columns['labelled'] else np.zeros(0, bool),
+        columns['origin'],
+        np.concatenate(columns['isolated']) if columns['isolated'] else np.zeros(0, bool),
+        shares,
+        np.random.default_rng(seed.value),
+    )
+
+    def batches() -> Iterator[FrameBatch]:
+        start = 0
+        for batch in dataset.iter_batches():
+            batch.split = splits[start : start + len(batch)]
+            start += len(batch)
+            yield batch
+
+    return PESData.from_batches(batches())
+
+
+@calcfunction
+def sample_training_frames(dataset: PESData, fraction: Float, seed: Int) -> PESData:
+    """Return ``dataset`` with a random ``fraction`` (seeded) of its ``train`` frames and all its other frames.
+
+    Committee members trained on different samples of the training set disagree more where data are thin (aims-PAX
+    gives each member its own slice). Validation and test frames are kept so members are measured alike.
+    """
+    if not 0 < fraction.value <= 1:
+        raise ValueError(f'`fraction` must lie in (0, 1], got {fraction.value}')
+    train_code = SPLIT_CODES['train']
+    is_train = np.concatenate([batch.split == train_code for batch in dataset.iter_batches()] or [np.zeros(0, bool)])
+    train = np.flatnonzero(is_train)
+    chosen = np.random.default_rng(seed.value).choice(
+        train, size=max(1, round(fraction.value * len(train))), replace=False
+    )
+    keep = ~is_train
+    keep[chosen] = True
+
+    def batches() -> Iterator[FrameBatch]:
+        start = 0
+        for batch in dataset.iter_batches():
+            yield batch.take(np.flatnonzero(keep[start : start + len(batch)]))
             start += len(batch)
 
     return PESData.from_batches(batches())
