@@ -1,0 +1,1 @@
+"""Training of interatomic potentials: hyperparameter schemas, trainer inputs and trainer outputs (no AiiDA)."""
