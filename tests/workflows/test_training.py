@@ -78,3 +78,29 @@ def test_committee_needs_an_engine_and_two_members(mace_code):
         run_get_node(CommitteeTrainingWorkChain, dataset=dataset, num_members=orm.Int(1), mace=mace)
     with pytest.raises(ValueError, match="`architectures` names \\['metatrain'\\] but their inputs are missing"):
         run_get_node(CommitteeTrainingWorkChain, dataset=dataset, architectures=orm.List(['metatrain']), mace=mace)
+
+
+def test_committee_mixes_mace_and_pet_members(mace_code, aiida_code_installed):
+    from aiida_trainspot.workflows.committee import CommitteeTrainingWorkChain
+
+    mtt_code = aiida_code_installed(
+        default_calc_job_plugin='trainspot.metatrain',
+        filepath_executable=shutil.which('mtt'),
+        prepend_text='export OMP_NUM_THREADS=1',
+    )
+    tiny_pet = {
+        'architecture': 'pet',
+        'model': {'cutoff': 4.0, 'd_pet': 16, 'd_node': 16, 'd_head': 8, 'd_feedforward': 8, 'num_heads': 1},
+        'training': {'num_epochs': 4, 'batch_size': 4},
+    }
+    inputs = {
+        'dataset': PESData.from_frames(copper_frames(seed=6)).store(),
+        'num_members': orm.Int(2),
+        'architectures': orm.List(['mace', 'metatrain']),
+        'mace': {'train': {'code': mace_code, 'hyperparameters': orm.Dict({**TINY_MACE, 'max_num_epochs': 4})}},
+        'metatrain': {'train': {'code': mtt_code, 'hyperparameters': orm.Dict(tiny_pet)}},
+    }
+    results, node = run_get_node(CommitteeTrainingWorkChain, **inputs)
+    assert node.is_finished_ok, node.exit_message
+    architectures = [results['models'][f'member_{k}'].base.attributes.get('architecture') for k in range(2)]
+    assert architectures == ['mace', 'pet']
