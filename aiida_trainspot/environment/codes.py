@@ -37,6 +37,14 @@ def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
             False,
             'ASE reference calculators (not DFT)',
         ),
+        CodeSpec('trainspot-md', str(bin_folder / 'trainspot-md'), 'trainspot.md', False, 'MD with trained models'),
+        CodeSpec(
+            'trainspot-evaluate',
+            str(bin_folder / 'trainspot-evaluate'),
+            'trainspot.evaluate',
+            False,
+            'committee evaluation (MACE, metatomic)',
+        ),
     ]
 
 

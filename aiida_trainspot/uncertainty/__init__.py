@@ -1,0 +1,1 @@
+"""Committee uncertainty: disagreement metrics, calibration, thresholds and selection (pure kernels, no AiiDA)."""
