@@ -10,7 +10,6 @@ it wrote: the frames with the committee columns and the disagreement metrics of
 from __future__ import annotations
 
 import json
-import re
 
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.common.folders import Folder
@@ -18,13 +17,7 @@ from aiida.engine import CalcJob
 from aiida.orm import Dict
 
 from ..data import PESData, PotentialData
-
-MEMBER_NAME = re.compile(r'member_(\d+)')
-
-
-def ordered_members(models) -> list[tuple[str, PotentialData]]:
-    """Return the ``(name, model)`` pairs of the ``models`` namespace, ordered by member index."""
-    return sorted(models.items(), key=lambda item: int(MEMBER_NAME.fullmatch(item[0]).group(1)))
+from .models import MEMBER_NAME, model_files, ordered_members
 
 
 def validate_models(value, _) -> str | None:
@@ -77,7 +70,6 @@ class EvaluationCalculation(CalcJob):
 
     _INPUT_DATASET = 'dataset.h5'
     _MODELS_FILENAME = 'models.json'
-    _MODELS_FOLDER = 'models'
     _OUTPUT_DATASET = 'evaluated.h5'
     _RESULTS_FILENAME = 'results.json'
     _OUTPUT_FILENAME = 'evaluate.out'
@@ -119,30 +111,9 @@ class EvaluationCalculation(CalcJob):
         spec.exit_code(400, 'ERROR_MODEL_LOAD_FAILED', message='The model of `{member}` cannot be loaded: {reason}')
         spec.exit_code(410, 'ERROR_PREDICTION_FAILED', message='The prediction of `{member}` failed: {reason}')
 
-    def model_specs(self) -> tuple[list[dict], list[tuple[str, str, str]]]:
-        """Return the model specs for the runner and the copy instructions of the model files, by member index."""
-        specs, copies = [], []
-        for name, model in ordered_members(self.inputs.models):
-            folder = f'{self._MODELS_FOLDER}/{name}'
-            extensions = (
-                f'{folder}/{PotentialData.EXTENSIONS_FOLDER}' if model.base.attributes.get('has_extensions') else None
-            )
-            specs.append(
-                {
-                    'architecture': model.architecture,
-                    'path': f'{folder}/{model.filename}',
-                    'extensions': extensions,
-                    'dtype': model.base.attributes.get('dtype'),
-                }
-            )
-            copies.append((model.uuid, f'{PotentialData.MODEL_FOLDER}/{model.filename}', f'{folder}/{model.filename}'))
-            if extensions:
-                copies.append((model.uuid, PotentialData.EXTENSIONS_FOLDER, extensions))
-        return specs, copies
-
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
         """Write ``models.json`` and have the dataset and the model files copied next to it from the repositories."""
-        specs, model_copies = self.model_specs()
+        specs, model_copies = model_files(self.inputs.models)
         with folder.open(self._MODELS_FILENAME, 'w', encoding='utf8') as handle:
             json.dump(specs, handle, indent=2)
 

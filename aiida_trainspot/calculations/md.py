@@ -16,11 +16,7 @@ from aiida.engine import CalcJob
 
 from ..data import PESData, PotentialData
 from ..runners.md_spec import md_spec_error, validate_md_spec
-
-
-def member_names(models) -> list[str]:
-    """Return the port names of the ``models`` namespace, ``member_0``, ``member_1``... in member order."""
-    return sorted(models, key=lambda name: int(name.rsplit('_', 1)[-1]))
+from .models import model_files, ordered_members
 
 
 def drive_index(drive: str) -> str | int:
@@ -51,7 +47,7 @@ def validate_inputs(inputs, _) -> str | None:
     drive = inputs.get('drive')
     drive = drive.value if drive is not None else 'mean'
     if drive != 'mean' and drive not in models:
-        return f'`drive` must be `mean` or one of {member_names(models)}, got {drive!r}'
+        return f'`drive` must be `mean` or one of {[name for name, _ in ordered_members(models)]}, got {drive!r}'
     parameters = inputs.get('parameters')
     structures = inputs.get('structures')
     if parameters is not None and structures is not None:
@@ -143,23 +139,8 @@ class MdCalculation(CalcJob):
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
         """Write ``md.json`` and ``models.json``; have the structures and the model files copied from the nodes."""
         parameters = {**self.inputs.parameters.get_dict(), 'drive': drive_index(self.inputs.drive.value)}
-        local_copy_list = [(self.inputs.structures.uuid, PESData.FILENAME, self._STRUCTURES)]
-        model_specs = []
-        for index, name in enumerate(member_names(self.inputs.models)):
-            model = self.inputs.models[name]
-            target = f'models/member_{index}'
-            local_copy_list.append(
-                (model.uuid, f'{PotentialData.MODEL_FOLDER}/{model.filename}', f'{target}/{model.filename}')
-            )
-            extensions = None
-            if model.base.attributes.get('has_extensions', False):
-                extensions = f'{target}/{PotentialData.EXTENSIONS_FOLDER}'
-                local_copy_list.append((model.uuid, PotentialData.EXTENSIONS_FOLDER, extensions))
-            dtype = model.base.attributes.get('dtype', 'float64')
-            model_specs.append(
-                {'architecture': model.architecture, 'path': f'{target}/{model.filename}', 'extensions': extensions,
-                 'dtype': dtype}
-            )  # fmt: skip
+        model_specs, model_copies = model_files(self.inputs.models)
+        local_copy_list = [(self.inputs.structures.uuid, PESData.FILENAME, self._STRUCTURES), *model_copies]
         with folder.open(self._SPEC_FILENAME, 'w', encoding='utf8') as handle:
             json.dump(validate_md_spec(parameters), handle, indent=2)
         with folder.open(self._MODELS_FILENAME, 'w', encoding='utf8') as handle:
