@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from aiida import orm
 from aiida.engine import ExitCode
-from aiida.parsers import Parser
 
-from ..data import PESData
-from ..dataset import CorruptDatasetError
+from .runner import RunnerParser
 
 
-class AseReferenceParser(Parser):
+class AseReferenceParser(RunnerParser):
     """Parse the files of :class:`~aiida_trainspot.calculations.ase_reference.AseReferenceCalculation`.
 
     The labelled dataset comes from the temporary retrieved folder (it is stored once, in the output node) and
@@ -24,27 +19,14 @@ class AseReferenceParser(Parser):
     def parse(self, **kwargs) -> ExitCode:
         """Parse ``labelled.h5`` from the temporary retrieved folder and ``results.json`` from the retrieved one."""
         calculation = self.node.process_class
-        dataset_name, results_name = calculation._OUTPUT_DATASET, calculation._RESULTS_FILENAME
-        temporary = kwargs.get('retrieved_temporary_folder')
-        filepath = Path(temporary) / dataset_name if temporary else None
-        if filepath is None or not filepath.is_file():
-            return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=dataset_name, reason=self._runner_error())
-        try:
-            dataset = PESData(filepath)
-        except CorruptDatasetError as exception:
-            return self.exit_codes.ERROR_OUTPUT_UNREADABLE.format(filename=dataset_name, reason=str(exception))
-        expected = len(self.node.inputs.dataset)
-        if len(dataset) != expected:
-            reason = f'it holds {len(dataset)} frames, the input dataset {expected}'
-            return self.exit_codes.ERROR_OUTPUT_UNREADABLE.format(filename=dataset_name, reason=reason)
-        try:
-            results = json.loads(self.retrieved.get_object_content(results_name))
-        except FileNotFoundError:
-            return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=results_name, reason=self._runner_error())
-        except (OSError, ValueError) as exception:
-            return self.exit_codes.ERROR_OUTPUT_UNREADABLE.format(filename=results_name, reason=str(exception))
-        if not isinstance(results, dict):
-            return self.exit_codes.ERROR_OUTPUT_UNREADABLE.format(filename=results_name, reason='not a JSON object')
+        dataset = self.read_dataset(
+            kwargs.get('retrieved_temporary_folder'), calculation._OUTPUT_DATASET, len(self.node.inputs.dataset)
+        )
+        if isinstance(dataset, ExitCode):
+            return dataset
+        results = self.read_json(calculation._RESULTS_FILENAME)
+        if isinstance(results, ExitCode):
+            return results
 
         self.out('labelled_dataset', dataset)
         self.out('output_parameters', orm.Dict(results))
@@ -52,11 +34,3 @@ class AseReferenceParser(Parser):
             failures = results.get('failures') or [{'reason': 'no reason recorded'}]
             return self.exit_codes.ERROR_ALL_FRAMES_FAILED.format(reason=failures[0].get('reason'))
         return ExitCode(0)
-
-    def _runner_error(self) -> str:
-        """Return the last line the runner printed to standard error, or say that it printed none."""
-        try:
-            lines = self.retrieved.get_object_content(self.node.process_class._ERROR_FILENAME).strip().splitlines()
-        except (FileNotFoundError, OSError, UnicodeDecodeError):
-            lines = []
-        return lines[-1] if lines else 'the runner printed no error'

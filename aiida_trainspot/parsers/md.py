@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode
-from aiida.parsers import Parser
 
-from ..data import PESData
-from ..dataset import CorruptDatasetError
+from .runner import RunnerParser
 
 TRACE_COLUMNS = ('run', 'step', 'time_fs', 'temperature', 'uncertainty')
 
@@ -25,7 +20,7 @@ def trace_node(trace: list[dict]) -> orm.ArrayData:
     return node
 
 
-class MdParser(Parser):
+class MdParser(RunnerParser):
     """Parse the files of :class:`~aiida_trainspot.calculations.md.MdCalculation`.
 
     The frames come from the temporary retrieved folder (stored once, in the output node), ``output_parameters`` from
@@ -36,38 +31,19 @@ class MdParser(Parser):
     def parse(self, **kwargs) -> ExitCode:
         """Parse ``frames.h5`` from the temporary retrieved folder, ``results.json`` and ``trace.json``."""
         calculation = self.node.process_class
-        dataset_name = calculation._OUTPUT_DATASET
-        temporary = kwargs.get('retrieved_temporary_folder')
-        filepath = Path(temporary) / dataset_name if temporary else None
-        if filepath is None or not filepath.is_file():
-            return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=dataset_name, reason=self._runner_error())
-        try:
-            frames = PESData(filepath)
-        except CorruptDatasetError as exception:
-            return self.exit_codes.ERROR_OUTPUT_UNREADABLE.format(filename=dataset_name, reason=str(exception))
-        parsed = {}
-        for name, kind in ((calculation._RESULTS_FILENAME, dict), (calculation._TRACE_FILENAME, list)):
-            try:
-                parsed[name] = json.loads(self.retrieved.get_object_content(name))
-            except FileNotFoundError:
-                return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=name, reason=self._runner_error())
-            except (OSError, ValueError) as exception:
-                return self.exit_codes.ERROR_OUTPUT_UNREADABLE.format(filename=name, reason=str(exception))
-            if not isinstance(parsed[name], kind):
-                return self.exit_codes.ERROR_OUTPUT_UNREADABLE.format(filename=name, reason=f'not a JSON {kind}')
-        results = parsed[calculation._RESULTS_FILENAME]
+        frames = self.read_dataset(kwargs.get('retrieved_temporary_folder'), calculation._OUTPUT_DATASET)
+        if isinstance(frames, ExitCode):
+            return frames
+        results = self.read_json(calculation._RESULTS_FILENAME)
+        if isinstance(results, ExitCode):
+            return results
+        trace = self.read_json(calculation._TRACE_FILENAME, list)
+        if isinstance(trace, ExitCode):
+            return trace
 
         self.out('frames', frames)
-        self.out('trace', trace_node(parsed[calculation._TRACE_FILENAME]))
+        self.out('trace', trace_node(trace))
         self.out('output_parameters', orm.Dict(results))
         if str(results.get('stop_reason', '')).startswith('unstable'):
             return self.exit_codes.ERROR_UNSTABLE.format(reason=results['stop_reason'])
         return ExitCode(0)
-
-    def _runner_error(self) -> str:
-        """Return the last line the runner printed to standard error, or say that it printed none."""
-        try:
-            lines = self.retrieved.get_object_content(self.node.process_class._ERROR_FILENAME).strip().splitlines()
-        except (FileNotFoundError, OSError, UnicodeDecodeError):
-            lines = []
-        return lines[-1] if lines else 'the runner printed no error'
