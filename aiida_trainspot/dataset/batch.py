@@ -176,26 +176,27 @@ def validate_batch(batch: FrameBatch, first_index: int = 0) -> None:
     Frames need atoms of known elements at finite positions in a finite cell; labels may be missing (NaN), never
     infinite.
     """
-    atom_frame = np.repeat(np.arange(len(batch)), batch.natoms)
 
     def fail(frame: int, name: str, problem: str) -> None:
         raise ValueError(f'frame {first_index + int(frame)}: field `{name}` {problem}')
+
+    def atom_frame(row: int) -> int:
+        return int(np.searchsorted(np.cumsum(batch.natoms), row, side='right'))
 
     if len(batch) and batch.natoms.min() < 1:
         fail(np.argmin(batch.natoms), 'numbers', 'is empty: a frame needs at least one atom')
     unknown = (batch.numbers < 1) | (batch.numbers > MAX_ATOMIC_NUMBER)
     if unknown.any():
         first = np.argmax(unknown)
-        fail(atom_frame[first], 'numbers', f'has unknown atomic numbers {sorted(set(batch.numbers[unknown].tolist()))}')
-    for name, values, rows in (
-        ('positions', batch.positions, atom_frame),
-        ('cell', batch.cell, None),
-        ('energy', batch.energy, None),
-        ('forces', batch.forces, atom_frame),
-        ('stress', batch.stress, None),
+        fail(atom_frame(first), 'numbers', f'has unknown atomic numbers {sorted(set(batch.numbers[unknown].tolist()))}')
+    for name, values, per_atom in (
+        ('positions', batch.positions, True),
+        ('cell', batch.cell, False),
+        ('energy', batch.energy, False),
+        ('forces', batch.forces, True),
+        ('stress', batch.stress, False),
     ):
         bad = np.isinf(values) if name in ('energy', 'forces', 'stress') else ~np.isfinite(values)
-        bad = bad.reshape(len(values), -1).any(axis=1)
         if bad.any():
-            first = np.argmax(bad)
-            fail(first if rows is None else rows[first], name, 'contains NaN or infinite values')
+            first = np.argmax(bad.reshape(len(values), -1).any(axis=1))
+            fail(atom_frame(first) if per_atom else first, name, 'contains NaN or infinite values')

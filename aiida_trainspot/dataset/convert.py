@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .batch import DEFAULT_BLOCK_FRAMES, SPLIT_CODES, FrameBatch, validate_batch
+from .fast_ase import VOIGT_TO_FULL, AtomsColumns, collect, gc_paused, iter_atoms, split_copy, split_rows, stack_labels
 from .frame import SPLITS, Frame, validate_frame
 
 METADATA_KEYS = ('origin', 'iteration', 'split', 'failure_reason')
@@ -52,10 +52,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(item) for item in value]
     return value
-
-
-VOIGT_TO_FULL = np.array([0, 5, 4, 5, 1, 3, 4, 3, 2])
-"""Indices that turn a Voigt-6 stress (xx, yy, zz, yz, xz, xy) into a flat 3×3 tensor."""
 
 
 def _label_array(value: Any, shapes: tuple[tuple[int, ...], ...], index: int, name: str) -> np.ndarray:
@@ -103,25 +99,30 @@ def _record(atoms: Atoms, keys: LabelKeys | None, index: int) -> _Record:
     if stress is not None:
         record.stress = _label_array(stress, ((3, 3), (9,), (6,)), index, 'stress').ravel()
     if info:
-        _record_metadata(record, info, keys, index)
+        record.origin, record.iteration, record.split, record.failure_reason, record.info = _metadata(info, keys, index)
     return record
 
 
-def _record_metadata(record: _Record, info: dict[str, Any], keys: LabelKeys | None, index: int) -> None:
-    """Put the metadata of ``atoms.info`` on ``record``: :data:`METADATA_KEYS` as fields, the rest as JSON."""
+RESULTS = ('energy', 'forces', 'stress')
+"""The calculator results a frame can have."""
+
+NO_METADATA = ('', 0, 0, '', '{}')
+"""The metadata of a frame whose ``atoms.info`` is empty."""
+
+
+def _metadata(info: dict[str, Any], keys: LabelKeys | None, index: int) -> tuple[str, int, int, str, str]:
+    """Return origin, iteration, split code, failure reason and the JSON of the other entries of ``atoms.info``."""
     skipped = {*METADATA_KEYS, 'config_type', *((keys.energy, keys.stress) if keys else ())}
-    record.origin = str(info.get('origin', ''))
-    record.iteration = int(info.get('iteration', 0))
-    record.failure_reason = str(info.get('failure_reason', ''))
     split = info.get('split', '')
     if split not in SPLIT_CODES:
         raise ValueError(f'frame {index}: field `split` is {split!r}, expected one of {tuple(SPLIT_CODES)}')
-    record.split = SPLIT_CODES[split]
     rest = {key: _jsonable(value) for key, value in info.items() if key not in skipped}
     try:
-        record.info = json.dumps(rest, sort_keys=True)
+        text = json.dumps(rest, sort_keys=True) if rest else '{}'
     except (TypeError, ValueError) as exception:
         raise ValueError(f'frame {index}: field `info` is not JSON-serialisable: {exception}') from None
+    origin, reason = str(info.get('origin', '')), str(info.get('failure_reason', ''))
+    return origin, int(info.get('iteration', 0)), SPLIT_CODES[split], reason, text
 
 
 def batch_from_atoms(structures: Sequence[Atoms], keys: LabelKeys | None = None, first_index: int = 0) -> FrameBatch:
@@ -130,6 +131,46 @@ def batch_from_atoms(structures: Sequence[Atoms], keys: LabelKeys | None = None,
     ``atoms.info`` entries named in :data:`METADATA_KEYS` become frame metadata, the others go to ``info``. Raise
     ``ValueError`` naming the frame (counted from ``first_index``) and the field of the first bad value.
     """
+    with gc_paused():
+        batch = _stacked_batch(structures, keys) if structures else None
+        if batch is None:  # a bad value somewhere: convert frame by frame, which names it
+            batch = _batch_from_records(structures, keys, first_index)
+    validate_batch(batch, first_index)
+    return batch
+
+
+def _stacked_batch(structures: Sequence[Atoms], keys: LabelKeys | None) -> FrameBatch | None:
+    """Return the block of ``structures`` converted column by column, or ``None`` if a label or metadata is bad."""
+    names = (keys.energy, keys.forces, keys.stress) if keys is not None else (None, None, None)
+    columns = collect(structures, *names)
+    natoms = np.fromiter(map(len, columns['positions']), dtype=np.int64, count=len(structures))
+    labels = stack_labels(natoms, columns['energy'], columns['forces'], columns['stress'])
+    if labels is None:
+        return None
+    try:
+        rows = [_metadata(info, keys, 0) if info else NO_METADATA for info in columns['info']]  # bad: caught below
+        origin, iteration, split, failure_reason, info = zip(*rows, strict=True)
+        return FrameBatch(
+            natoms=natoms,
+            numbers=np.concatenate(columns['numbers']),
+            positions=np.concatenate(columns['positions'], dtype=np.float64),
+            forces=labels.forces,
+            cell=np.array(columns['cell'], dtype=np.float64).reshape(-1, 3, 3),
+            pbc=np.array(columns['pbc'], dtype=bool).reshape(-1, 3),
+            energy=labels.energy,
+            stress=labels.stress,
+            iteration=np.array(iteration, dtype=np.int64),
+            split=np.array(split, dtype=np.int8),
+            origin=list(origin),
+            failure_reason=list(failure_reason),
+            info=list(info),
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def _batch_from_records(structures: Sequence[Atoms], keys: LabelKeys | None, first_index: int) -> FrameBatch:
+    """Return the block of ``structures`` converted frame by frame, raising ``ValueError`` at the first bad value."""
     natoms = np.fromiter(map(len, structures), dtype=np.int64, count=len(structures))
     records = [_record(atoms, keys, first_index + index) for index, atoms in enumerate(structures)]
     offsets = np.concatenate(([0], np.cumsum(natoms)))
@@ -141,7 +182,7 @@ def batch_from_atoms(structures: Sequence[Atoms], keys: LabelKeys | None = None,
         if record.stress is not None:
             stress[index] = record.stress if len(record.stress) == 9 else record.stress[VOIGT_TO_FULL]
     _check_given_labels_finite(records, forces, stress, natoms, first_index)
-    batch = FrameBatch(
+    return FrameBatch(
         natoms=natoms,
         numbers=np.concatenate([atoms.arrays['numbers'] for atoms in structures]) if structures else np.zeros(0, int),
         positions=np.concatenate([atoms.arrays['positions'] for atoms in structures]) if structures else forces,
@@ -156,8 +197,6 @@ def batch_from_atoms(structures: Sequence[Atoms], keys: LabelKeys | None = None,
         failure_reason=[record.failure_reason for record in records],
         info=[record.info for record in records],
     )
-    validate_batch(batch, first_index)
-    return batch
 
 
 def _check_given_labels_finite(
@@ -188,46 +227,73 @@ def iter_batches_from_atoms(
 
 
 def iter_atoms_from_batch(batch: FrameBatch) -> Iterator[Atoms]:
-    """Yield the frames of ``batch`` as ``ase.Atoms``: labels in a single-point calculator, metadata in ``info``."""
+    """Yield the frames of ``batch`` as ``ase.Atoms``: labels in a single-point calculator, metadata in ``info``.
+
+    Each frame is built as it is asked for, from rows copied out of ``batch`` a few frames at a time (see
+    :func:`~aiida_trainspot.dataset.fast_ase.iter_atoms`): no two frames, nor a frame and ``batch``, share an array.
+    """
+    if not len(batch):
+        return
     offsets = batch.offsets
-    has_forces = ~np.isnan(batch.forces[:, 0]) if len(batch.forces) else np.zeros(0, bool)
-    has_stress = ~np.isnan(batch.stress[:, 0, 0])
-    voigt_stress = full_3x3_to_voigt_6_stress(batch.stress)
-    for index in range(len(batch)):
-        start, stop = offsets[index], offsets[index + 1]
-        atoms = Atoms(
-            numbers=batch.numbers[start:stop],
-            positions=batch.positions[start:stop],
-            cell=batch.cell[index],
-            pbc=batch.pbc[index],
+    yield from iter_atoms(
+        AtomsColumns(
+            offsets=offsets,
+            numbers=batch.numbers,
+            positions=batch.positions,
+            cell=batch.cell,
+            pbc=batch.pbc,
+            info=_infos(batch),
+            results=_results(batch, offsets),
+            arrays={name: (values, _present(values, batch)) for name, values in batch.atom_arrays.items()},
         )
-        if batch.info[index] != '{}':
-            atoms.info.update(json.loads(batch.info[index]))
-        atoms.info.update(
-            origin=batch.origin[index],
-            iteration=int(batch.iteration[index]),
-            split=SPLITS[batch.split[index]],
-            failure_reason=batch.failure_reason[index],
-        )
-        _put_extras(atoms, batch, index, start, stop)
-        results = {'energy': float(batch.energy[index])} if not np.isnan(batch.energy[index]) else {}
-        if has_forces[start:stop].all() and stop > start:
-            results['forces'] = batch.forces[start:stop]
-        if has_stress[index]:
-            results['stress'] = voigt_stress[index]
-        if results:
-            atoms.calc = SinglePointCalculator(atoms, **results)
-        yield atoms
+    )
 
 
-def _put_extras(atoms: Atoms, batch: FrameBatch, index: int, start: int, stop: int) -> None:
-    """Put the extra columns of frame ``index`` that it has (not all NaN) in ``atoms.info`` and ``atoms.arrays``."""
+def _present(values: np.ndarray, batch: FrameBatch | None = None) -> np.ndarray:
+    """Return a mask of the frames with a value (not all NaN) in an extra per-frame column, or per-atom of ``batch``."""
+    row_missing = np.isnan(values.reshape(len(values), -1)).all(axis=1)
+    if batch is None:
+        return ~row_missing
+    atom_frame = np.repeat(np.arange(len(batch)), batch.natoms)
+    return np.bincount(atom_frame, weights=~row_missing, minlength=len(batch)) > 0
+
+
+def _infos(batch: FrameBatch) -> list[dict[str, Any]]:
+    """Return each frame's ``atoms.info``: its JSON info, metadata and the extra per-frame columns it has."""
+    splits = [SPLITS[code] for code in batch.split.tolist()]
+    rows = zip(batch.info, batch.origin, batch.iteration.tolist(), splits, batch.failure_reason, strict=True)
+    infos = [
+        {
+            **(json.loads(text) if text != '{}' else {}),
+            'origin': origin,
+            'iteration': iteration,
+            'split': split,
+            'failure_reason': reason,
+        }
+        for text, origin, iteration, split, reason in rows
+    ]
     for name, values in batch.frame_arrays.items():
-        if not np.isnan(values[index]).all():
-            atoms.info[name] = np.array(values[index])
-    for name, values in batch.atom_arrays.items():
-        if not np.isnan(values[start:stop]).all():
-            atoms.arrays[name] = np.array(values[start:stop])
+        for index in np.flatnonzero(_present(values)).tolist():
+            infos[index][name] = np.array(values[index])
+    return infos
+
+
+def _results(batch: FrameBatch, offsets: np.ndarray) -> list[dict[str, Any]]:
+    """Return each frame's calculator results: energy, forces and (Voigt) stress where it has them, in own arrays."""
+    atom_frame = np.repeat(np.arange(len(batch)), batch.natoms)
+    forces_missing = np.bincount(atom_frame, weights=np.isnan(batch.forces).any(axis=1), minlength=len(batch)) > 0
+    has = np.array([~np.isnan(batch.energy), ~forces_missing & (batch.natoms > 0), ~np.isnan(batch.stress[:, 0, 0])])
+    columns = (
+        batch.energy.tolist(),
+        split_copy(batch.forces, offsets),
+        split_rows(full_3x3_to_voigt_6_stress(batch.stress)),
+    )
+    if has.all():
+        return [{'energy': e, 'forces': f, 'stress': s} for e, f, s in zip(*columns, strict=True)]
+    results = []
+    for flags, *values in zip(has.T.tolist(), *columns, strict=True):
+        results.append({name: value for name, flag, value in zip(RESULTS, flags, values, strict=True) if flag})
+    return results
 
 
 def frame_from_atoms(atoms: Atoms, keys: LabelKeys | None = None) -> Frame:

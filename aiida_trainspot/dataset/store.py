@@ -91,12 +91,13 @@ class DatasetWriter:
         self._file.attrs['schema_version'] = SCHEMA_VERSION
         self._frames = self._file.create_group('frames')
         self._atoms = self._file.create_group('atoms')
+        self._handles: dict[str, dict[str, h5py.Dataset]] = {'/frames': {}, '/atoms': {}}  # group: {name: column}
         for name, (dtype, trailing, fill) in FRAME_COLUMNS.items():
-            _create_column(self._frames, name, dtype, trailing, fill, 0)
+            self._handles['/frames'][name] = _create_column(self._frames, name, dtype, trailing, fill, 0)
         for name in STRING_COLUMNS:
-            _create_column(self._frames, name, h5py.string_dtype(), (), '', 0)
+            self._handles['/frames'][name] = _create_column(self._frames, name, h5py.string_dtype(), (), '', 0)
         for name, (dtype, trailing, fill) in ATOM_COLUMNS.items():
-            _create_column(self._atoms, name, dtype, trailing, fill, 0)
+            self._handles['/atoms'][name] = _create_column(self._atoms, name, dtype, trailing, fill, 0)
         self._block_frames = block_frames
         self._pending: list[Frame] = []
         self.num_frames = 0
@@ -149,8 +150,7 @@ class DatasetWriter:
             (self._atoms, self.num_atoms, atom_columns),
         ):
             rows = len(columns['natoms' if group is self._frames else 'numbers'])
-            for column in _columns(group):  # extra columns this block lacks: written as NaN
-                name = column.name.removeprefix(group.name + '/')
+            for name, column in self._handles[group.name].items():  # extra columns this block lacks: NaN
                 if name not in columns:
                     columns[name] = np.full((rows, *column.shape[1:]), np.nan)
             for name, values in columns.items():
@@ -160,11 +160,12 @@ class DatasetWriter:
 
     def _write_rows(self, group: h5py.Group, name: str, values: Any, start: int) -> None:
         """Write ``values`` as the rows from ``start`` of column ``name``, creating an extra column when new."""
-        if name not in group:
-            column = _create_column(group, name, np.float64, np.shape(values)[1:], np.nan, start)
+        handles = self._handles[group.name]
+        if name not in handles:
+            column = handles[name] = _create_column(group, name, np.float64, np.shape(values)[1:], np.nan, start)
             for first in range(0, start, READ_ROWS):  # the rows before it exist and read as NaN
                 self._digests.update(column.name, column[first : min(first + READ_ROWS, start)], column.dtype)
-        column = group[name]
+        column = handles[name]
         column.resize(start + len(values), axis=0)
         column[start:] = values
         self._digests.update(column.name, values, column.dtype)

@@ -29,11 +29,11 @@ class ColumnDigests:
     def update(self, name: str, values: np.ndarray | list, dtype: np.dtype) -> None:
         """Feed the next rows ``values`` of column ``name``, stored with ``dtype``."""
         if dtype.kind == 'O':
-            data = b''.join((value if isinstance(value, bytes) else value.encode()) + b'\0' for value in values)
+            data: Any = _joined_strings(values)
             trailing: tuple[int, ...] = ()
         else:
-            array = np.ascontiguousarray(values, dtype=dtype)
-            data, trailing = array.tobytes(), array.shape[1:]
+            data = np.ascontiguousarray(values, dtype=dtype)  # hashed as its bytes, without copying them
+            trailing = data.shape[1:]
         _, _, rows, digest = self._columns.setdefault(name, (str(dtype), trailing, 0, hashlib.sha256()))
         digest.update(data)
         self._columns[name] = (str(dtype), trailing, rows + len(values), digest)
@@ -45,6 +45,14 @@ class ColumnDigests:
             for name, (dtype, trailing, rows, digest) in sorted(self._columns.items())
         )
         return hashlib.sha256(''.join(lines).encode()).hexdigest()
+
+
+def _joined_strings(values: np.ndarray | list) -> bytes:
+    """Return the strings (or bytes) ``values`` as UTF-8, each followed by a NUL byte."""
+    try:
+        return ('\0'.join(values) + '\0').encode() if len(values) else b''
+    except TypeError:  # bytes among the values
+        return b''.join((value if isinstance(value, bytes) else value.encode()) + b'\0' for value in values)
 
 
 class DatasetSummary:
@@ -62,7 +70,7 @@ class DatasetSummary:
         self.num_atoms += int(batch.natoms.sum())
         self.num_labelled += int(batch.labelled.sum())
         self.num_failed += sum(1 for reason in batch.failure_reason if reason)
-        self._species.update(np.unique(batch.numbers).tolist())
+        self._species.update(np.flatnonzero(np.bincount(batch.numbers)).tolist())
         self._split_counts += np.bincount(batch.split, minlength=len(SPLITS))
 
     def as_attributes(self, checksum: str) -> dict[str, Any]:
