@@ -46,8 +46,8 @@ def validate_kpoints_spacing(value: orm.Float, _) -> str | None:
     return None
 
 
-def _check_species(species: orm.FolderData, basis: str, symbols: list[str]) -> str | None:
-    """Return a message if ``species`` lacks, in its ``basis`` sub-folder, the species file of one of ``symbols``."""
+def check_species(species: orm.FolderData, basis: str, symbols: list[str]) -> str | None:
+    """Return a message naming the first element of ``symbols`` without a good species file in ``species/basis/``."""
     try:
         names = species.list_object_names(basis)
     except (FileNotFoundError, NotADirectoryError):
@@ -77,7 +77,7 @@ def validate_inputs(inputs, _) -> str | None:
         return '`kpoints_spacing` is required for a periodic `structure`'
     if 'species' in inputs and 'basis' in inputs:
         symbols = list(dict.fromkeys(atoms.get_chemical_symbols()))
-        return _check_species(inputs['species'], inputs['basis'].value, symbols)
+        return check_species(inputs['species'], inputs['basis'].value, symbols)
     return None
 
 

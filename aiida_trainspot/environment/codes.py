@@ -25,7 +25,7 @@ class CodeSpec:
 
 
 def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
-    """Return the codes of a campaign: ``pw.x`` from Debian, the trainers from the package's environment."""
+    """Return the codes of a campaign: ``pw.x`` and ``lmp`` from Debian, the trainers from the package's environment."""
     return [
         CodeSpec('pw', shutil.which('pw.x') or '/usr/bin/pw.x', 'quantumespresso.pw', True, 'Quantum ESPRESSO pw.x'),
         CodeSpec('mace_run_train', str(bin_folder / 'mace_run_train'), 'trainspot.mace_train', False, 'MACE training'),
@@ -45,27 +45,36 @@ def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
             False,
             'committee evaluation (MACE, metatomic)',
         ),
+        CodeSpec('lammps', shutil.which('lmp') or '/usr/bin/lmp', 'lammps.raw', False, 'LAMMPS (Debian `lmp`)'),
     ]
 
 
 def ensure_localhost(label: str = 'localhost', workdir: Path | None = None) -> tuple[Computer, bool]:
-    """Return the local computer ``label`` (direct scheduler, local transport) and whether it was created now."""
+    """Return the local computer ``label`` (direct scheduler, local transport) and whether it was created now.
+
+    An existing computer (``verdi presto`` makes ``localhost``) is kept, except that it gets ``use_login_shell=False``
+    unless that was set before: every scheduler poll and submission runs a shell through the transport and blocks
+    AiiDA's event loop meanwhile, and a login shell reads the profile scripts each time (0.3-0.5 s on the test machine
+    against 0.02 s), which held up every process.
+    """
     try:
-        return load_computer(label), False
+        computer, created = load_computer(label), False
     except NotExistent:
-        pass
-    computer = Computer(
-        label=label,
-        hostname='localhost',
-        description='This machine, through the direct scheduler',
-        transport_type='core.local',
-        scheduler_type='core.direct',
-        workdir=str(workdir or Path.home() / '.aiida' / 'scratch'),
-    ).store()
-    computer.configure(safe_interval=0)
-    computer.set_minimum_job_poll_interval(1)
-    computer.set_default_mpiprocs_per_machine(1)
-    return computer, True
+        computer = Computer(
+            label=label,
+            hostname='localhost',
+            description='This machine, through the direct scheduler',
+            transport_type='core.local',
+            scheduler_type='core.direct',
+            workdir=str(workdir or Path.home() / '.aiida' / 'scratch'),
+        ).store()
+        computer.configure(safe_interval=0)
+        computer.set_minimum_job_poll_interval(1)
+        computer.set_default_mpiprocs_per_machine(1)
+        created = True
+    if computer.transport_type == 'core.local' and 'use_login_shell' not in computer.get_configuration():
+        computer.configure(use_login_shell=False)
+    return computer, created
 
 
 def ensure_code(spec: CodeSpec, computer: Computer, omp_threads: int = 1) -> tuple[InstalledCode, bool]:

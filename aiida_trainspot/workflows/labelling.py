@@ -5,15 +5,17 @@ from __future__ import annotations
 import pathlib
 import warnings
 
+import numpy as np
 from aiida import orm
 from aiida.engine import WorkChain, while_
 from aiida.plugins import WorkflowFactory
 from aiida_pseudo.groups.family import PseudoPotentialFamily
 from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin
 
+from ..calculations.aims import AimsCalculation, check_species
 from ..calculations.ase_reference import AseReferenceCalculation, validate_calculator
 from ..calculations.functions.dataset import subset_dataset
-from ..calculations.functions.labels import frame_structure, labels_from_pw, labels_from_reference
+from ..calculations.functions.labels import frame_structures, labels_from_aims, labels_from_pw, labels_from_reference
 from ..data import PESData
 from ..dataset import frame_to_atoms
 from ..dft.structure_checks import check_structure
@@ -25,6 +27,10 @@ from .throttle import (
 )
 
 PwBaseWorkChain = WorkflowFactory('quantumespresso.pw.base')
+
+STRUCTURE_BATCH = (8, 64)
+"""Fewest and most frames whose structures (and pw.x k-points) one calcfunction makes: 4 × ``max_concurrent`` between.
+"""
 
 TWO_D_PBC = (True, True, False)
 """The one 2D orientation pw.x's ``assume_isolated='2D'`` handles: periodic along a and b, vacuum along c (z)."""
@@ -51,14 +57,29 @@ def validate_pw_inputs(inputs) -> str | None:
     family = orm.QueryBuilder().append(PseudoPotentialFamily, filters={'label': family_label}).first(flat=True)
     if family is None:
         return f'`pseudo_family` {family_label!r} does not exist: run `aiida-trainspot setup` or install it'
-    missing = sorted(set(inputs['dataset'].species) - set(family.elements))
+    missing = sorted(set(inputs['dataset'].species) - set(family.elements)) if 'dataset' in inputs else []
     if missing:
         return f'`pseudo_family` {family_label!r} has no pseudopotential for {missing}'
     return None
 
 
-ENGINES = {'quantumespresso.pw': 'pw', 'trainspot.ase_reference': 'reference'}
+def validate_aims_inputs(inputs) -> str | None:
+    """Return a message naming the first input that FHI-aims labelling cannot use, or ``None``."""
+    aims = inputs.get('aims', {})
+    if 'species' not in aims or 'parameters' not in aims:
+        return '`aims.species` and `aims.parameters` are required to label with FHI-aims'
+    if 'dataset' not in inputs:
+        return None
+    basis = aims['basis'].value if 'basis' in aims else 'light'
+    message = check_species(aims['species'], basis, sorted(inputs['dataset'].species))
+    return message.replace('`species`', '`aims.species`', 1) if message else None
+
+
+ENGINES = {'quantumespresso.pw': 'pw', 'trainspot.aims': 'aims', 'trainspot.ase_reference': 'reference'}
 """Calculation plugin of the code → how the work chain labels with it."""
+
+ENGINE_CHECKS = {'pw': validate_pw_inputs, 'aims': validate_aims_inputs}
+"""Engine → the check of the inputs it needs, beyond the frames."""
 
 
 def validate_inputs(inputs, _):
@@ -72,7 +93,10 @@ def validate_inputs(inputs, _):
         return f'unknown `protocol` {inputs["protocol"].value!r}: choose from {sorted(protocols)}'
     if engine == 'reference' and 'calculator' not in inputs:
         return '`calculator` is required to label with the reference-calculator code'
-    return (validate_pw_inputs(inputs) if engine == 'pw' else None) or validate_frames(inputs['dataset'])
+    message = ENGINE_CHECKS[engine](inputs) if engine in ENGINE_CHECKS else None
+    if message or 'dataset' not in inputs:  # exposed without `dataset`, the frames are checked by the caller
+        return message
+    return validate_frames(inputs['dataset'])
 
 
 def validate_fraction(value, _):
@@ -83,17 +107,22 @@ def validate_fraction(value, _):
 
 
 class AbInitioLabellingWorkChain(ProtocolMixin, ThrottleMixin, WorkChain):
-    """Label every frame of a dataset with Quantum ESPRESSO, one ``PwBaseWorkChain`` per frame, a few at a time.
+    """Label every frame of a dataset with Quantum ESPRESSO or FHI-aims, one child per frame, a few at a time.
 
-    With a code of ``trainspot.ase_reference`` (EMT, Lennard-Jones, a LAMMPS potential: **not DFT**, for tutorials and
-    tests of the loop) the frames go instead in one :class:`AseReferenceCalculation` per concurrent slot.
+    With a code of ``quantumespresso.pw`` each frame goes to aiida-quantumespresso's ``PwBaseWorkChain`` with its own
+    protocol inputs: k-point mesh from the spacing (one k-point along vacuum), convergence threshold from its atom
+    count, cutoffs from the pseudopotential family, ``assume_isolated`` ``2D`` for slabs and ``mt`` for molecules, and
+    enough vacuum; its error handlers deal with what they can. With a code of ``trainspot.aims`` each frame goes to
+    an :class:`AimsCalculation` (inputs ``aims``; k-points from the protocol's spacing for periodic frames, none for
+    molecules). With a code of ``trainspot.ase_reference`` (EMT, Lennard-Jones, a LAMMPS potential: **not DFT**, for
+    tutorials and tests of the loop) the frames go in one :class:`AseReferenceCalculation` per concurrent slot.
 
-    Each frame gets its own protocol inputs: k-point mesh from the spacing (one k-point along vacuum), convergence
-    threshold from its atom count, cutoffs from the pseudopotential family, ``assume_isolated`` ``2D`` for slabs and
-    ``mt`` for molecules, and enough vacuum. At most ``max_concurrent`` children run at once; a new one starts as the
-    earliest running one ends. ``PwBaseWorkChain``'s error handlers deal with what they can; a frame whose DFT still
-    fails goes to the ``failed_dataset`` output with its reason.
+    At most ``max_concurrent`` DFT jobs run at once: as soon as the job of any child ends (before its outputs are
+    retrieved and parsed), the next child starts. A frame whose DFT fails goes to ``failed_dataset`` with its reason.
     """
+
+    free_slot_at_job_end = True
+    throttle_poll_seconds = 0.5
 
     @classmethod
     def define(cls, spec):
@@ -103,7 +132,8 @@ class AbInitioLabellingWorkChain(ProtocolMixin, ThrottleMixin, WorkChain):
         spec.input(
             'code',
             valid_type=orm.AbstractCode,
-            help='The `pw.x` code (plugin `quantumespresso.pw`), or the reference-calculator runner.',
+            help='The `pw.x` code (plugin `quantumespresso.pw`), the FHI-aims code (plugin `trainspot.aims`), or the '
+            'reference-calculator runner (plugin `trainspot.ase_reference`).',
         )
         spec.input(
             'calculator',
@@ -116,7 +146,18 @@ class AbInitioLabellingWorkChain(ProtocolMixin, ThrottleMixin, WorkChain):
             'pseudo_family',
             valid_type=orm.Str,
             required=False,
-            help='Label of the pseudopotential family with cutoffs.',
+            help='Label of the pseudopotential family with cutoffs (pw.x).',
+        )
+        spec.expose_inputs(
+            AimsCalculation,
+            namespace='aims',
+            exclude=('code', 'structure', 'metadata', 'monitors', 'remote_folder'),
+            namespace_options={
+                'required': False,
+                'populate_defaults': False,
+                'help': 'FHI-aims inputs of every frame (`species`, `parameters`, `basis`; `kpoints_spacing` defaults '
+                "to the protocol's), when `code` is an FHI-aims code.",
+            },
         )
         spec.input(
             'protocol',
@@ -193,50 +234,115 @@ class AbInitioLabellingWorkChain(ProtocolMixin, ThrottleMixin, WorkChain):
         )
         self.ctx.options = options
         self.ctx.engine = ENGINES[self.inputs.code.default_calc_job_plugin]
-        frames = list(range(len(self.inputs.dataset)))
+        self.ctx.kpoints = {}
         if self.ctx.engine == 'pw':
+            pw_protocol = PwBaseWorkChain.get_protocol_inputs(self.inputs.protocol.value, self._pw_overrides())
+            self.ctx.kpoints_distance = pw_protocol['kpoints_distance']
+            self.ctx.kpoints_force_parity = pw_protocol.get('kpoints_force_parity', False)
+        if self.ctx.engine == 'aims':
+            aims = self.inputs.aims
+            self.ctx.kpoints_spacing = (
+                aims.kpoints_spacing.value if 'kpoints_spacing' in aims else protocol['kpoints_spacing']
+            )
+        frames = list(range(len(self.inputs.dataset)))
+        if self.ctx.engine != 'reference':
             self.queue_jobs([[index] for index in frames])
         else:  # one job per slot: the reference calculators cost little per frame, jobs much more
             size = -(-len(frames) // self.ctx.max_concurrent)
             self.queue_jobs([frames[start : start + size] for start in range(0, len(frames), size)])
-        self.ctx.results, self.ctx.failures = {}, {}
+        self.ctx.results, self.ctx.failures = {}, {}  # results by pk: lighter in every checkpoint than nodes
         self.report(
             f'labelling {len(frames)} frames of PESData<{self.inputs.dataset.pk}> in {len(self.ctx.pending)} jobs, '
             f'at most {self.ctx.max_concurrent} at once'
         )
 
     def run_labelling(self):
-        """Start children until ``max_concurrent`` run, then wait for the earliest running one."""
-        return self.start_jobs(
-            lambda job: self._pw_builder(job[0]) if self.ctx.engine == 'pw' else self._reference_builder(job)
-        )
+        """Start children until ``max_concurrent`` run, then wait until any running one ends."""
+        builders = {'pw': self._pw_builder, 'aims': self._aims_builder, 'reference': self._reference_builder}
+        return self.start_jobs(builders[self.ctx.engine])
 
-    def _pw_builder(self, index: int):
-        """Return the ``PwBaseWorkChain`` builder of frame ``index``, its structure made by a calcfunction."""
-        dataset = self.inputs.dataset
-        structure = frame_structure(
-            dataset, orm.Int(index), orm.Float(self.ctx.vacuum), metadata={'call_link_label': f'structure_{index}'}
-        )
-        self.ctx.results[f'structure_{index}'] = structure
-        original = dataset.get_frame(index).cell
-        if not (abs(structure.get_ase().cell.array - original) < 1e-8).all():
-            self.report(f'frame {index}: padded to {self.ctx.vacuum} Å of vacuum along its non-periodic directions')
+    def _structure(self, index: int) -> orm.StructureData:
+        """Return the structure of frame ``index`` that the DFT code gets (vacuum padded), made by a calcfunction.
+
+        The structures are made in batches: frame ``index`` and the next queued ones, by one ``frame_structures``
+        (with their pw.x k-point meshes), so that most frames find theirs ready when their slot frees up.
+        """
+        if f'structure_{index}' not in self.ctx.results:
+            size = min(max(4 * self.ctx.max_concurrent, STRUCTURE_BATCH[0]), STRUCTURE_BATCH[1])
+            queued = [
+                frame for job in self.ctx.pending for frame in job if f'structure_{frame}' not in self.ctx.results
+            ]
+            self._make_structures([index, *queued][:size])
+        return orm.load_node(self.ctx.results[f'structure_{index}'])
+
+    def _make_structures(self, indices: list[int]) -> None:
+        """Make the structures (and, for pw.x, k-points) of the frames ``indices`` by one calcfunction."""
+        inputs = {'dataset': self.inputs.dataset, 'indices': orm.List(indices), 'vacuum': orm.Float(self.ctx.vacuum)}
+        if self.ctx.engine == 'pw':
+            inputs['kpoints_distance'] = orm.Float(self.ctx.kpoints_distance)
+            inputs['kpoints_force_parity'] = orm.Bool(self.ctx.kpoints_force_parity)
+        outputs = frame_structures(**inputs, metadata={'call_link_label': f'structures_{indices[0]}'})
+        padded = []
+        with self.inputs.dataset.open() as reader:
+            for index in indices:
+                structure = outputs[f'structure_{index}']
+                self.ctx.results[f'structure_{index}'] = structure.pk
+                if f'kpoints_{index}' in outputs:
+                    self.ctx.kpoints[str(index)] = outputs[f'kpoints_{index}'].pk
+                if not np.allclose(structure.cell, reader.read(index, index + 1).frame(0).cell, rtol=0, atol=1e-8):
+                    padded.append(index)
+        if padded:
+            self.report(f'frames {padded}: padded to {self.ctx.vacuum} Å of vacuum along their non-periodic directions')
+
+    def _pw_overrides(self, structure: orm.StructureData | None = None) -> dict:
+        """Return the ``PwBaseWorkChain`` protocol overrides of every frame, or of the frame of ``structure``."""
         overrides = {'clean_workdir': True, **(self.inputs.overrides.get_dict() if 'overrides' in self.inputs else {})}
         overrides['pseudo_family'] = self.inputs.pseudo_family.value
-        handler_overrides = overrides.pop('handler_overrides', None)  # the protocol does not pass these on
-        system = overrides.setdefault('pw', {}).setdefault('parameters', {}).setdefault('SYSTEM', {})
-        if not any(structure.pbc):
-            system.setdefault('assume_isolated', 'mt')
-        if not all(structure.pbc):
-            overrides['pw']['parameters'].setdefault('CONTROL', {})['tstress'] = False
-        with warnings.catch_warnings():  # aiida-quantumespresso warns about non-3D cells: handled above
+        overrides.pop('handler_overrides', None)  # the protocol does not pass these on: set on the builder
+        if structure is not None:
+            system = overrides.setdefault('pw', {}).setdefault('parameters', {}).setdefault('SYSTEM', {})
+            if not any(structure.pbc):
+                system.setdefault('assume_isolated', 'mt')
+            if not all(structure.pbc):
+                overrides['pw']['parameters'].setdefault('CONTROL', {})['tstress'] = False
+        return overrides
+
+    def _pw_builder(self, job: list[int]):
+        """Return the ``PwBaseWorkChain`` builder of the frame ``job`` (one index), with its k-point mesh made."""
+        (index,) = job
+        structure = self._structure(index)
+        with warnings.catch_warnings():  # aiida-quantumespresso warns about non-3D cells: handled by the overrides
             warnings.simplefilter('ignore')
             builder = PwBaseWorkChain.get_builder_from_protocol(
-                self.inputs.code, structure, self.inputs.protocol.value, overrides=overrides, options=self.ctx.options
+                self.inputs.code,
+                structure,
+                self.inputs.protocol.value,
+                overrides=self._pw_overrides(structure),
+                options=self.ctx.options,
             )
+        builder.pop('kpoints_distance', None)
+        builder.pop('kpoints_force_parity', None)
+        builder.kpoints = orm.load_node(self.ctx.kpoints[str(index)])
+        handler_overrides = self.inputs.overrides.get('handler_overrides') if 'overrides' in self.inputs else None
         if handler_overrides:
             builder.handler_overrides = orm.Dict(handler_overrides)
         builder.metadata.call_link_label = f'pw_{index}'
+        return builder
+
+    def _aims_builder(self, job: list[int]):
+        """Return the ``AimsCalculation`` builder of the frame ``job`` (one index): k-points only if periodic."""
+        (index,) = job
+        structure = self._structure(index)
+        builder = AimsCalculation.get_builder()
+        builder.update(self.exposed_inputs(AimsCalculation, namespace='aims'))
+        builder.code, builder.structure = self.inputs.code, structure
+        if any(structure.pbc):
+            builder.kpoints_spacing = orm.Float(self.ctx.kpoints_spacing)
+        else:
+            builder.pop('kpoints_spacing', None)
+        if self.ctx.options:
+            builder.metadata.options = self.ctx.options
+        builder.metadata.call_link_label = f'aims_{index}'
         return builder
 
     def _reference_builder(self, job: list[int]):
@@ -259,10 +365,13 @@ class AbInitioLabellingWorkChain(ProtocolMixin, ThrottleMixin, WorkChain):
         """Keep the results of the ended ``child`` that labelled the frames ``job``, or record why it failed."""
         index = job[0]
         if self.ctx.engine == 'reference' and 'labelled_dataset' in child.outputs:  # frames may fail one by one
-            self.ctx.results[f'chunk_{index}'] = child.outputs.labelled_dataset
+            self.ctx.results[f'chunk_{index}'] = child.outputs.labelled_dataset.pk
         elif child.is_finished_ok:
-            self.ctx.results[f'parameters_{index}'] = child.outputs.output_parameters
-            self.ctx.results[f'trajectory_{index}'] = child.outputs.output_trajectory
+            self.ctx.results[f'parameters_{index}'] = child.outputs.output_parameters.pk
+            if self.ctx.engine == 'aims':
+                self.ctx.results[f'arrays_{index}'] = child.outputs.output_arrays.pk
+            else:
+                self.ctx.results[f'trajectory_{index}'] = child.outputs.output_trajectory.pk
         else:
             reason = (
                 f'{child.process_label}<{child.pk}> ended {child.process_state.value} '
@@ -273,8 +382,12 @@ class AbInitioLabellingWorkChain(ProtocolMixin, ThrottleMixin, WorkChain):
 
     def results(self):
         """Attach the labelled frames and the failed ones; fail if too many failed."""
-        results = {key: node for key, node in self.ctx.results.items() if key.split('_')[-1] not in self.ctx.failures}
-        collect = labels_from_pw if self.ctx.engine == 'pw' else labels_from_reference
+        results = {
+            key: orm.load_node(pk)
+            for key, pk in self.ctx.results.items()
+            if key.split('_')[-1] not in self.ctx.failures
+        }
+        collect = {'pw': labels_from_pw, 'aims': labels_from_aims, 'reference': labels_from_reference}[self.ctx.engine]
         outputs = collect(
             self.inputs.dataset, orm.Dict(self.ctx.failures), **results, metadata={'call_link_label': 'collect_labels'}
         )

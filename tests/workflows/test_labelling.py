@@ -40,14 +40,25 @@ def pw_output_of(child):
     return ase.io.read(io.StringIO(text), format='espresso-out'), text
 
 
-def most_at_once(children) -> int:
-    """Return the largest number of children alive at the same instant (from creation to their last change)."""
-    events = sorted([(child.ctime, 1) for child in children] + [(child.mtime, -1) for child in children])
-    alive = peak = 0
-    for _, change in events:
-        alive += change
-        peak = max(peak, alive)
-    return peak
+def timed_options(path) -> dict:
+    """Return job options whose script appends ``1 <time>`` to ``path`` as pw.x starts and ``-1 <time>`` as it ends."""
+    return {
+        'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1},
+        'prepend_text': f'echo "1 $(date +%s.%N)" >> {path}',
+        'append_text': f'echo "-1 $(date +%s.%N)" >> {path}',
+    }
+
+
+def most_at_once(path) -> tuple[int, int]:
+    """Return the most pw.x that ran at the same instant, from the times the job scripts wrote, and how many ran."""
+    events = sorted(
+        (float(time), int(change)) for change, time in (line.split() for line in path.read_text().split('\n') if line)
+    )
+    running = peak = 0
+    for _, change in events:  # at equal times an end (-1) sorts before a start
+        running += change
+        peak = max(peak, running)
+    return peak, sum(change == 1 for _, change in events)
 
 
 @pytest.fixture
@@ -64,9 +75,15 @@ def frame_to_ase(frame):
 
 
 @pytest.mark.real
-def test_pw_labels_3d_2d_0d_frames_two_at_a_time(mixed_dimension_frames, pw_code, pseudo_family):
+def test_pw_labels_3d_2d_0d_frames_two_at_a_time(mixed_dimension_frames, pw_code, pseudo_family, tmp_path):
+    times = tmp_path / 'pw_times'
     inputs = labelling_inputs(
-        mixed_dimension_frames, pw_code, pseudo_family, max_concurrent=orm.Int(2), vacuum=orm.Float(5.0)
+        mixed_dimension_frames,
+        pw_code,
+        pseudo_family,
+        max_concurrent=orm.Int(2),
+        vacuum=orm.Float(5.0),
+        options=orm.Dict(timed_options(times)),
     )
     results, node = run_get_node(AbInitioLabellingWorkChain, **inputs)
     assert node.is_finished_ok, node.exit_message
@@ -74,7 +91,7 @@ def test_pw_labels_3d_2d_0d_frames_two_at_a_time(mixed_dimension_frames, pw_code
     assert len(labelled) == 6 and labelled.base.attributes.get('num_labelled') == 6
     assert 'failed_dataset' not in results
     children = pw_children(node)
-    assert most_at_once(children.values()) == 2, 'the throttle allows two pw.x at once, and two ran at once'
+    assert most_at_once(times) == (2, 6), 'the throttle allows two pw.x at once, and two ran at once'
     for index, frame in enumerate(labelled.iter_frames()):
         reference, text = pw_output_of(children[index])
         np.testing.assert_allclose(frame.positions, reference.positions, atol=1e-5)
