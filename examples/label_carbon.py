@@ -1,6 +1,6 @@
 """Label a few carbon structures with real pw.x and store the labels in a PESData node.
 
-Run it after `aiida-trainspot setup` (the main-job command does both): `python examples/label_carbon.py`.
+Run it after `bash scripts/bootstrap.sh` and `aiida-trainspot setup`: `python examples/label_carbon.py`.
 """
 
 from __future__ import annotations

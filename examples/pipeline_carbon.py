@@ -1,6 +1,6 @@
 """The first stage of a campaign on carbon: augment, label with real pw.x, train a committee of two MACE models.
 
-Run it after `aiida-trainspot setup` (the main-job command does both): `python examples/pipeline_carbon.py`.
+Run it after `bash scripts/bootstrap.sh` and `aiida-trainspot setup`: `python examples/pipeline_carbon.py`.
 Every step is a process of the provenance graph; the script prints what each gave. The structures, the DFT settings
 (`fast` protocol) and the model (a tiny MACE) are chosen for a 2-core machine: minutes, not days.
 """

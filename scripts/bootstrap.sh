@@ -6,7 +6,8 @@ set -euo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TRAINSPOT_VENV="${TRAINSPOT_VENV:-/opt/aiida-trainspot/venv}"
-APT_PACKAGES=(quantum-espresso quantum-espresso-data libopenblas0-serial lammps openmpi-bin locales)
+# graphviz: the `dot` binary that `verdi node graph generate` renders with.
+APT_PACKAGES=(quantum-espresso quantum-espresso-data libopenblas0-serial lammps openmpi-bin locales graphviz)
 
 log() { printf '[bootstrap] %s\n' "$*"; }
 

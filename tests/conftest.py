@@ -81,13 +81,43 @@ def pseudo_family(aiida_profile):
     return family
 
 
+def local_code(aiida_code_installed, executable: str, plugin: str, missing: str):
+    """Return the program ``executable`` on ``PATH`` as a localhost code of ``plugin`` (one OpenMP thread)."""
+    path = shutil.which(executable)
+    assert path is not None, f'`{executable}` is missing: {missing}'
+    return aiida_code_installed(
+        default_calc_job_plugin=plugin, filepath_executable=path, prepend_text='export OMP_NUM_THREADS=1'
+    )
+
+
+RUNNER_MISSING = 'run `pip install -e .`: the console script is missing'
+
+
 @pytest.fixture
 def ase_label_code(aiida_code_installed):
     """Return the reference-calculator runner (``trainspot-ase-label``) as a code on localhost."""
-    executable = shutil.which('trainspot-ase-label')
-    assert executable is not None, 'run `pip install -e .`: the console script is missing'
-    return aiida_code_installed(
-        default_calc_job_plugin='trainspot.ase_reference',
-        filepath_executable=executable,
-        prepend_text='export OMP_NUM_THREADS=1',
-    )
+    return local_code(aiida_code_installed, 'trainspot-ase-label', 'trainspot.ase_reference', RUNNER_MISSING)
+
+
+@pytest.fixture
+def md_code(aiida_code_installed):
+    """Return the MD runner (``trainspot-md``) as a code on localhost."""
+    return local_code(aiida_code_installed, 'trainspot-md', 'trainspot.md', RUNNER_MISSING)
+
+
+@pytest.fixture
+def evaluate_code(aiida_code_installed):
+    """Return the committee-evaluation runner (``trainspot-evaluate``) as a code on localhost."""
+    return local_code(aiida_code_installed, 'trainspot-evaluate', 'trainspot.evaluate', RUNNER_MISSING)
+
+
+@pytest.fixture
+def mace_train_code(aiida_code_installed):
+    """Return ``mace_run_train`` as a code on localhost."""
+    return local_code(aiida_code_installed, 'mace_run_train', 'trainspot.mace_train', 'install the `mace` extra')
+
+
+@pytest.fixture
+def lammps_code(aiida_code_installed):
+    """Return Debian's ``lmp`` as a ``lammps.raw`` code on localhost, set up as ``aiida-trainspot setup`` does."""
+    return local_code(aiida_code_installed, 'lmp', 'lammps.raw', 'the bootstrap installs the Debian package lammps')

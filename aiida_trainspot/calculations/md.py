@@ -38,8 +38,13 @@ def _models_error(models) -> str | None:
     return None
 
 
-def validate_inputs(inputs, _) -> str | None:
-    """Return a message naming the input that is wrong: models, drive, MD parameters against the structures, code."""
+def validate_inputs(inputs, ctx) -> str | None:
+    """Return a message naming the input that is wrong: models, drive, MD parameters against the structures, code.
+
+    Exposed without the models (the exploration work chain of a campaign), the caller checks them.
+    """
+    if 'models' not in ctx:
+        return None
     models = inputs.get('models', {})
     message = _models_error(models)
     if message:

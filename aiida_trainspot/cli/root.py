@@ -11,4 +11,4 @@ def cmd_root():
     """Machine-learning interatomic potentials by active learning, with AiiDA provenance."""
 
 
-from . import setup  # noqa: E402, F401  (registers the subcommands)
+from . import campaign, setup  # noqa: E402, F401  (registers the subcommands)

@@ -25,6 +25,7 @@ from aiida.parsers import Parser
 from ase.data import chemical_symbols
 
 from ..data import PotentialData
+from ..training import finite_or_none
 from ..training.mace import MODEL_NAME, validate_hyperparameters
 from ..training.mace_outputs import (
     MaceLog,
@@ -63,7 +64,7 @@ class MaceTrainParser(Parser):
         if metrics is not None and len(metrics['epoch']):
             self.out('metrics', self._metrics_node(metrics))
         if log.errors:
-            self.out('errors', orm.Dict(final_errors(log, metrics)))
+            self.out('errors', orm.Dict(finite_or_none(final_errors(log, metrics))))
         model_exit = self._attach_model(log, kwargs.get('retrieved_temporary_folder'))
 
         failure = self._failure(log, records, stdout, stderr)

@@ -12,6 +12,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from ..calculations.metatrain import CHECKPOINT_EPOCHS, CHECKPOINT_PATH, run_folder
 from ..data import PotentialData
+from ..training import finite_or_none
 from ..training.metatrain import model_cutoff
 from ..training.metatrain_outputs import (
     CSV_FILENAME,
@@ -23,7 +24,6 @@ from ..training.metatrain_outputs import (
     diagnose,
     final_error_units,
     final_errors,
-    finite_or_none,
     read_metrics,
     read_resolved_options,
 )

@@ -11,7 +11,10 @@ that importing this module (and the entry points that import it) stays light.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +35,12 @@ __all__ = (
 METATOMIC_ARCHITECTURES = ('soap_bpnn', 'pet')
 ARCHITECTURES = ('mace', *METATOMIC_ARCHITECTURES)
 DTYPES = ('float32', 'float64')
+AUTOGRAD_EXTENSIONS = ('sphericart.torch',)
+"""TorchScript extensions whose Python package registers the autograd of their ops (sphericart-torch 2).
+
+A model loaded with only the bare library of such an extension (its ``extensions`` folder) gets the right energy but
+forces without the gradient of those ops (SOAP-BPNN), so the package is imported first when it is installed.
+"""
 
 
 def validate_model_spec(spec: Any) -> dict[str, Any]:
@@ -55,13 +64,19 @@ def validate_model_spec(spec: Any) -> dict[str, Any]:
 def load_calculator(spec: dict[str, Any]) -> Calculator:
     """Return the ASE calculator of the model that ``spec`` describes, on the CPU.
 
-    Raise ``ValueError`` for an invalid spec and whatever the model's library raises for a file it cannot load.
+    Raise ``ValueError`` for an invalid spec, ``FileNotFoundError`` for an ``extensions`` folder that is not there,
+    and whatever the model's library raises for a file it cannot load.
     """
     spec = validate_model_spec(spec)
     if spec['architecture'] == 'mace':
         from mace.calculators import MACECalculator
 
         return MACECalculator(model_paths=spec['path'], device='cpu', default_dtype=spec['dtype'])
+    if spec['extensions'] is not None and not Path(spec['extensions']).is_dir():
+        raise FileNotFoundError(f'the `extensions` folder {spec["extensions"]!r} of the model is not there')
+    for module in AUTOGRAD_EXTENSIONS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
     try:
         from metatomic_ase import MetatomicCalculator
     except ImportError:  # metatomic-torch before the calculator moved to its own package
@@ -71,10 +86,21 @@ def load_calculator(spec: dict[str, Any]) -> Calculator:
 
 
 def load_committee(specs: Sequence[dict[str, Any]]) -> list[Calculator]:
-    """Return the calculators of the models ``specs`` describes, in order; raise ``ValueError`` if there are none."""
+    """Return the calculators of the models ``specs`` describes, in order.
+
+    Raise ``ValueError`` if there are none, or naming the member (index and path) that cannot be loaded, and why.
+    """
     if not specs:
         raise ValueError('a committee needs at least one model spec')
-    return [load_calculator(spec) for spec in specs]
+    calculators = []
+    for member, spec in enumerate(specs):
+        try:
+            calculators.append(load_calculator(spec))
+        except Exception as exception:  # whatever the model's library raises for a file it cannot load
+            path = spec.get('path') if isinstance(spec, dict) else None
+            reason = f'{type(exception).__name__}: {exception}'.replace('\n', ' ')  # one line, as the parser quotes
+            raise ValueError(f'cannot load member {member} ({path}): {reason}') from exception
+    return calculators
 
 
 class CommitteeCalculator(Calculator):

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -270,8 +269,3 @@ def diagnose(evidence: RunEvidence) -> tuple[str, str] | None:
         last_line = next((line for line in reversed(evidence.stderr.splitlines()) if line.strip()), 'no message')
         return FAILURES[4], f'mtt train stopped {where} without reporting an error; last message: {last_line}'
     return None
-
-
-def finite_or_none(values: Mapping[str, float]) -> dict[str, float | None]:
-    """Return ``values`` with NaN and infinities as ``None`` (a ``Dict`` node stores JSON)."""
-    return {key: value if math.isfinite(value) else None for key, value in values.items()}

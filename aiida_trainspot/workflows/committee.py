@@ -13,7 +13,8 @@ from aiida.common import AttributeDict
 from aiida.engine import WorkChain, while_
 
 from ..calculations.functions.dataset import sample_training_frames, split_dataset
-from ..data import PESData
+from ..data import PESData, PotentialData
+from ..training.mace import ARCHITECTURE_KEYS
 from .throttle import ThrottleMixin, default_max_concurrent, validate_max_concurrent
 from .training import MaceTrainingWorkChain, MetatrainTrainingWorkChain
 
@@ -43,6 +44,10 @@ def validate_inputs(inputs, _) -> str | None:
         return f'`num_members` must be at least 2 for a committee, got {inputs["num_members"].value}'
     if 'subset_fraction' in inputs and not 0 < inputs['subset_fraction'].value <= 1:
         return f'`subset_fraction` must lie in (0, 1], got {inputs["subset_fraction"].value}'
+    members = {f'member_{member}' for member in range(inputs['num_members'].value)}
+    unknown = sorted(set(inputs.get('restart_from', {})) - members)
+    if unknown:
+        return f'`restart_from` names {unknown}, but the members are {sorted(members)}'
     return None
 
 
@@ -80,11 +85,18 @@ class CommitteeTrainingWorkChain(ThrottleMixin, WorkChain):
             validator=validate_max_concurrent,
             help='Most members training at once; default: cores over the cores of one job on a local computer.',
         )
+        spec.input_namespace(
+            'restart_from',
+            valid_type=PotentialData,
+            dynamic=True,
+            required=False,
+            help='Continual learning: member `member_<k>` starts from this model (e.g. the previous committee).',
+        )
         for engine, workchain in ENGINES.items():
             spec.expose_inputs(
                 workchain,
                 namespace=engine,
-                exclude=('train.dataset', 'train.seed'),
+                exclude=('train.dataset', 'train.seed', 'train.restart_from'),
                 namespace_options={
                     'required': False,
                     'populate_defaults': False,
@@ -136,6 +148,13 @@ class CommitteeTrainingWorkChain(ThrottleMixin, WorkChain):
                 dataset, self.inputs.subset_fraction, seed, metadata={'call_link_label': f'sample_{member}'}
             )
         inputs.train = AttributeDict({**inputs.train, 'dataset': dataset, 'seed': seed})
+        if f'member_{member}' in self.inputs.get('restart_from', {}):
+            inputs.train.restart_from = self.inputs.restart_from[f'member_{member}']
+            if engine == 'mace':  # the starting model fixes the architecture: its keys cannot be set again
+                hyperparameters = inputs.train.hyperparameters.get_dict()
+                kept = {key: value for key, value in hyperparameters.items() if key not in ARCHITECTURE_KEYS}
+                if kept != hyperparameters:
+                    inputs.train.hyperparameters = orm.Dict(kept)
         inputs.metadata = {'call_link_label': f'member_{member}'}
         builder = workchain.get_builder()
         builder.update(inputs)

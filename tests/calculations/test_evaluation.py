@@ -4,7 +4,6 @@ The models are trained once per session on EMT copper (not DFT) by :func:`commit
 """
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -26,18 +25,6 @@ pytestmark = [pytest.mark.aiida, pytest.mark.real]
 def model_files(tmp_path_factory):
     """Return the two tiny MACE model files (seeds 0 and 1)."""
     return committee_model_files(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture
-def evaluate_code(aiida_code_installed):
-    """Return the committee-evaluation runner (``trainspot-evaluate``) as a code on localhost."""
-    executable = shutil.which('trainspot-evaluate')
-    assert executable is not None, 'run `pip install -e .`: the console script is missing'
-    return aiida_code_installed(
-        default_calc_job_plugin='trainspot.evaluate',
-        filepath_executable=executable,
-        prepend_text='export OMP_NUM_THREADS=1',
-    )
 
 
 def potential(path, species=('Cu',), seed=0):

@@ -1,7 +1,6 @@
 """``MdCalculation`` run for real: the ``trainspot-md`` console script as a localhost code, with a tiny MACE model."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -26,16 +25,6 @@ NVT = {'temperature': 300, 'timestep': 2.0, 'steps': 20, 'thermalisation': 5, 's
 def model_path(tmp_path_factory):
     """Return a tiny MACE model file trained on EMT copper (once per session, shared with the training tests)."""
     return real_mace_run(tmp_path_factory.getbasetemp()) / 'mace.model'
-
-
-@pytest.fixture
-def md_code(aiida_code_installed):
-    """Return the MD runner (``trainspot-md``) as a code on localhost."""
-    executable = shutil.which('trainspot-md')
-    assert executable is not None, 'run `pip install -e .`: the console script is missing'
-    return aiida_code_installed(
-        default_calc_job_plugin='trainspot.md', filepath_executable=executable, prepend_text='export OMP_NUM_THREADS=1'
-    )
 
 
 def potential(path, species=('Cu',)) -> PotentialData:

@@ -20,12 +20,12 @@ def test_setup_is_idempotent(tmp_path):
     first = run_setup(tmp_path)
     assert first.returncode == 0, first.stderr
     created = [line for line in first.stdout.splitlines() if line.startswith('created')]
-    assert len(created) == 8, first.stdout  # profile, 6 codes, pseudo family (presto makes the computer)
+    assert len(created) == 9, first.stdout  # profile, 7 codes, pseudo family (presto makes the computer)
     assert 'core.sqlite_dos, core.zeromq' in first.stdout
     second = run_setup(tmp_path)
     assert second.returncode == 0, second.stderr
     assert not [line for line in second.stdout.splitlines() if line.startswith('created')], second.stdout
-    assert second.stdout.count('exists') == 9
+    assert second.stdout.count('exists') == 10
 
 
 def test_setup_reports_a_missing_pseudo_folder_clearly(tmp_path):

@@ -1,4 +1,4 @@
-"""Labelled copper frames (EMT, not DFT) and one real ``mace_run_train`` run on them, for the training tests."""
+"""Labelled copper frames (EMT, not DFT) and real ``mace_run_train`` and ``mtt train`` runs on them, for the tests."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from aiida_trainspot.dataset import MACE_KEYS, Frame, FrameBatch, frame_from_atoms, write_extxyz
+from aiida_trainspot.dataset import MACE_KEYS, METATRAIN_KEYS, Frame, FrameBatch, frame_from_atoms, write_extxyz
 from aiida_trainspot.dataset.batch import SPLIT_CODES
 from aiida_trainspot.training.mace import (
     MaceFiles,
@@ -24,6 +24,8 @@ from aiida_trainspot.training.mace import (
     summarize_training_frames,
     validate_hyperparameters,
 )
+from aiida_trainspot.training.metatrain import options_yaml, render_options
+from aiida_trainspot.training.metatrain import validate_hyperparameters as validate_metatrain_hyperparameters
 
 TINY_MACE = {
     'num_channels': 8,
@@ -37,6 +39,18 @@ TINY_MACE = {
     'max_num_epochs': 8,
 }
 """A MACE model small enough to train in seconds on a CPU; the tests override the defaults (Table I) with it."""
+TINY_PET = {
+    'architecture': 'pet',
+    'base_precision': 64,
+    'model': {
+        'cutoff': 4.0,
+        **dict.fromkeys(('d_pet', 'd_node'), 16),
+        **dict.fromkeys(('d_head', 'd_feedforward'), 8),
+        **dict.fromkeys(('num_heads', 'num_attention_layers', 'num_gnn_layers'), 1),
+    },
+    'training': {'num_epochs': 4, 'batch_size': 4, 'learning_rate': 0.01},
+}
+"""A PET small enough to train with ``mtt`` in seconds on a CPU (float64, no TorchScript extensions)."""
 SPLIT_SIZES = {'train': 26, 'valid': 3, 'test': 3}
 
 
@@ -120,3 +134,40 @@ def real_mace_run(base: Path) -> Path:
 def mace_run_folder(tmp_path_factory) -> Path:
     """Return the folder of a real ``mace_run_train`` run of the tiny model on the EMT copper frames."""
     return real_mace_run(tmp_path_factory.getbasetemp())
+
+
+def run_mtt(folder: Path, frames: list[Frame], hyperparameters: dict, seed: int = 0) -> subprocess.CompletedProcess:
+    """Write the files a ``MetatrainCalculation`` writes for ``frames`` into ``folder`` and run ``mtt train``.
+
+    The exported model is ``model.pt``, its TorchScript extensions (if any) in ``extensions/``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    batch = FrameBatch.from_frames(frames)
+    files = {split: f'{split}.xyz' for split in ('train', 'valid', 'test')}
+    for split, filename in files.items():
+        with open(folder / filename, 'w', encoding='utf8') as handle:
+            write_extxyz([batch.take(np.flatnonzero(batch.split == SPLIT_CODES[split]))], handle, METATRAIN_KEYS)
+    options = render_options(validate_metatrain_hyperparameters(hyperparameters), seed=seed, files=files, stress=True)
+    (folder / 'options.yaml').write_text(options_yaml(options))
+    with open(folder / 'mtt.out', 'w') as stdout, open(folder / 'mtt.err', 'w') as stderr:
+        return subprocess.run(
+            [shutil.which('mtt'), 'train', 'options.yaml', '-o', 'model.pt', '-e', 'extensions'],
+            cwd=folder,
+            stdout=stdout,
+            stderr=stderr,
+            env={**os.environ, 'OMP_NUM_THREADS': '1'},
+            check=False,
+        )
+
+
+def real_pet_run(base: Path) -> Path:
+    """Return the folder of one real ``mtt train`` of :data:`TINY_PET` on :func:`copper_frames`, once per session.
+
+    The same frames as :func:`real_mace_run`: the exported metatomic model is ``model.pt``.
+    """
+    folder = base / 'pet_copper_run'
+    if not (folder / 'finished').exists():
+        process = run_mtt(folder, copper_frames(), TINY_PET, seed=3)
+        assert process.returncode == 0, (folder / 'mtt.err').read_text()[-2000:]
+        (folder / 'finished').touch()
+    return folder

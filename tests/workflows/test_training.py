@@ -1,34 +1,22 @@
 """Training work chains: the restart handlers fire on real failures of real trainers and the work chain recovers."""
 
-import shutil
-
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_trainspot.data import PESData
 from aiida_trainspot.workflows.training import MaceTrainingWorkChain
+from tests.conftest import local_code
 from tests.training.conftest import TINY_MACE, copper_frames
 
 pytestmark = [pytest.mark.aiida, pytest.mark.real]
 
 
-@pytest.fixture
-def mace_code(aiida_code_installed):
-    executable = shutil.which('mace_run_train')
-    assert executable is not None, 'install the `mace` extra: `mace_run_train` is missing'
-    return aiida_code_installed(
-        default_calc_job_plugin='trainspot.mace_train',
-        filepath_executable=executable,
-        prepend_text='export OMP_NUM_THREADS=1',
-    )
-
-
-def test_diverging_loss_is_handled_by_a_smaller_learning_rate(mace_code):
+def test_diverging_loss_is_handled_by_a_smaller_learning_rate(mace_train_code):
     dataset = PESData.from_frames(copper_frames(seed=3)).store()
     hyperparameters = {**TINY_MACE, 'max_num_epochs': 4, 'lr': 1.0}  # 100 times the default: the loss blows up
     inputs = {
-        'train': {'code': mace_code, 'dataset': dataset, 'hyperparameters': orm.Dict(hyperparameters)},
+        'train': {'code': mace_train_code, 'dataset': dataset, 'hyperparameters': orm.Dict(hyperparameters)},
         'max_iterations': orm.Int(3),
     }
     results, node = run_get_node(MaceTrainingWorkChain, **inputs)
@@ -40,7 +28,7 @@ def test_diverging_loss_is_handled_by_a_smaller_learning_rate(mace_code):
     assert calculations[-1].is_finished_ok and 'model' in results
 
 
-def test_committee_of_two_mace_members_learns(mace_code):
+def test_committee_of_two_mace_members_learns(mace_train_code):
     from aiida_trainspot.workflows.committee import CommitteeTrainingWorkChain
 
     frames = copper_frames(seed=4)
@@ -51,7 +39,7 @@ def test_committee_of_two_mace_members_learns(mace_code):
         'num_members': orm.Int(2),
         'seed': orm.Int(11),
         'subset_fraction': orm.Float(0.8),
-        'mace': {'train': {'code': mace_code, 'hyperparameters': orm.Dict(TINY_MACE)}},
+        'mace': {'train': {'code': mace_train_code, 'hyperparameters': orm.Dict(TINY_MACE)}},
     }
     results, node = run_get_node(CommitteeTrainingWorkChain, **inputs)
     assert node.is_finished_ok, node.exit_message
@@ -67,11 +55,11 @@ def test_committee_of_two_mace_members_learns(mace_code):
     assert len(samples) == 2 and len(samples[0].outputs.result) < len(results['dataset'])
 
 
-def test_committee_needs_an_engine_and_two_members(mace_code):
+def test_committee_needs_an_engine_and_two_members(mace_train_code):
     from aiida_trainspot.workflows.committee import CommitteeTrainingWorkChain
 
     dataset = PESData.from_frames(copper_frames(seed=5)).store()
-    mace = {'train': {'code': mace_code, 'hyperparameters': orm.Dict(TINY_MACE)}}
+    mace = {'train': {'code': mace_train_code, 'hyperparameters': orm.Dict(TINY_MACE)}}
     with pytest.raises(ValueError, match='give the inputs of at least one engine'):
         run_get_node(CommitteeTrainingWorkChain, dataset=dataset)
     with pytest.raises(ValueError, match='`num_members` must be at least 2'):
@@ -80,14 +68,10 @@ def test_committee_needs_an_engine_and_two_members(mace_code):
         run_get_node(CommitteeTrainingWorkChain, dataset=dataset, architectures=orm.List(['metatrain']), mace=mace)
 
 
-def test_committee_mixes_mace_and_pet_members(mace_code, aiida_code_installed):
+def test_committee_mixes_mace_and_pet_members(mace_train_code, aiida_code_installed):
     from aiida_trainspot.workflows.committee import CommitteeTrainingWorkChain
 
-    mtt_code = aiida_code_installed(
-        default_calc_job_plugin='trainspot.metatrain',
-        filepath_executable=shutil.which('mtt'),
-        prepend_text='export OMP_NUM_THREADS=1',
-    )
+    mtt_code = local_code(aiida_code_installed, 'mtt', 'trainspot.metatrain', 'install the `metatrain` extra')
     tiny_pet = {
         'architecture': 'pet',
         'model': {'cutoff': 4.0, 'd_pet': 16, 'd_node': 16, 'd_head': 8, 'd_feedforward': 8, 'num_heads': 1},
@@ -97,7 +81,7 @@ def test_committee_mixes_mace_and_pet_members(mace_code, aiida_code_installed):
         'dataset': PESData.from_frames(copper_frames(seed=6)).store(),
         'num_members': orm.Int(2),
         'architectures': orm.List(['mace', 'metatrain']),
-        'mace': {'train': {'code': mace_code, 'hyperparameters': orm.Dict({**TINY_MACE, 'max_num_epochs': 4})}},
+        'mace': {'train': {'code': mace_train_code, 'hyperparameters': orm.Dict({**TINY_MACE, 'max_num_epochs': 4})}},
         'metatrain': {'train': {'code': mtt_code, 'hyperparameters': orm.Dict(tiny_pet)}},
     }
     results, node = run_get_node(CommitteeTrainingWorkChain, **inputs)

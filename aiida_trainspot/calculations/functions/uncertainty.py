@@ -16,6 +16,8 @@ from ase.data import atomic_numbers
 
 from ...data import PESData
 from ...dataset import FrameBatch, iter_atoms_from_batch
+from ...dataset.frame import SPLITS as FRAME_SPLITS
+from ...uncertainty.accuracy import SPLITS, SquaredErrors, accumulate_frame, split_rmse
 from ...uncertainty.calibration import (
     DEFAULT_TOLERANCES,
     PROPERTIES,
@@ -177,3 +179,36 @@ def select_frames(dataset: PESData, thresholds: Dict, max_frames: Int, seed: Int
             start += len(batch)
 
     return PESData.from_batches(batches())
+
+
+@calcfunction
+def committee_accuracy(dataset: PESData) -> Dict:
+    """Return the RMSE of the committee mean against the labels of ``dataset``, per split and over all frames.
+
+    ``dataset`` carries the committee columns (an evaluated dataset); its labelled frames count. Per split
+    (``train``, ``valid``, ``test``, and ``all``): ``energy_rmse`` (meV/atom), ``forces_rmse`` (meV/Å),
+    ``stress_rmse`` (meV/Å³, ``None`` without stress labels) and ``num_frames``.
+    """
+    per_split: dict[str, SquaredErrors] = {name: SquaredErrors() for name in (*SPLITS, 'all')}
+    for batch in dataset.iter_batches():
+        _require_columns(batch, ['committee_energy'], ['committee_forces'])
+        block = batch.take(np.flatnonzero(batch.labelled))
+        energies = block.frame_arrays['committee_energy'].mean(axis=1)
+        forces = block.atom_arrays['committee_forces'].mean(axis=1)
+        stresses = block.frame_arrays.get('committee_stress')
+        offsets = block.offsets
+        for index in range(len(block)):
+            atoms = slice(offsets[index], offsets[index + 1])
+            stress = None
+            if stresses is not None and np.isfinite(block.stress[index]).all():
+                stress = (stresses[index].mean(axis=0), block.stress[index])
+            frame = (
+                int(block.natoms[index]),
+                (float(energies[index]), float(block.energy[index])),
+                (forces[atoms], block.forces[atoms]),
+                stress,
+            )
+            for name in (FRAME_SPLITS[block.split[index]], 'all'):
+                if name:
+                    accumulate_frame(per_split[name], *frame)
+    return Dict(split_rmse(per_split, (*SPLITS, 'all')))

@@ -1,0 +1,1 @@
+"""The active-learning campaign's own rules: its settings and when it stops (pure, no AiiDA)."""

@@ -1,0 +1,1 @@
+"""Exploration kernels (pure, no AiiDA): the grid of MD runs and the inputs and outputs of the ``lammps`` driver."""
