@@ -45,6 +45,8 @@ install_python_environment() {
     local pip=("$TRAINSPOT_VENV/bin/python" -m pip --disable-pip-version-check -q)
     if [[ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]]; then
         log 'installing Python packages (torch 2.13.0 CPU first, so that no CUDA build is pulled)'
+        # pip 23 mis-resolves the extra aiida-core[atomic_tools] that aiida-lammps asks for (no pymatgen, or a crash)
+        "${pip[@]}" install --upgrade 'pip>=25'
         "${pip[@]}" install 'torch==2.13.0'
         "${pip[@]}" install -c "$REPO_DIR/requirements/constraints.txt" -e "$REPO_DIR[mace,metatrain,docs,dev]"
         echo "$stamp" > "$stamp_file"
