@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.common.folders import Folder
@@ -75,8 +76,19 @@ def validate_parameters(value: orm.Dict, _) -> str | None:
 
 
 def validate_structures(value: PESData, _) -> str | None:
-    """Return a message if ``structures`` has no frames."""
-    return '`structures` has no frames' if len(value) == 0 else None
+    """Return a message if ``structures`` has no frames, or a frame of one atom (nothing moves, its centre fixed)."""
+    if len(value) == 0:
+        return '`structures` has no frames'
+    start = 0
+    for batch in value.iter_batches():
+        single = np.flatnonzero(batch.natoms < 2)
+        if len(single):
+            return (
+                f'frame {start + single[0]} of `structures` has one atom: the MD fixes the centre of mass, so nothing '
+                'would move; give a supercell'
+            )
+        start += len(batch)
+    return None
 
 
 class MdCalculation(CalcJob):

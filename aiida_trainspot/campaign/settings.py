@@ -2,7 +2,11 @@
 
 Fields (units in brackets):
 
-- ``mode``: ``batch`` (stage by stage; the parallel aims-PAX mode is not available yet);
+- ``mode``: ``batch`` (stage by stage) or ``parallel`` (after the first committee, the aims-PAX loop of
+  :class:`~aiida_trainspot.workflows.pax.ParallelActiveLearningWorkChain`; its last committee is evaluated);
+- ``parallel``: the settings of the parallel loop (:mod:`aiida_trainspot.pax.settings`), ``parallel`` mode only;
+  without a stopping criterion it labels as many frames as the batch loop would (``max_selected`` per iteration,
+  within ``label_budget``);
 - ``max_iterations``: explore → select → label cycles, at least 0 (0: label and train once);
 - ``label_budget``: most labelled frames in the dataset, initial ones included, or ``None``;
 - ``max_selected``: most frames selected for labelling per iteration;
@@ -22,10 +26,12 @@ from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any
 
+from ..pax.settings import STOPPING_FIELDS as PARALLEL_STOPS
+from ..pax.settings import settings_error as parallel_settings_error
 from ..uncertainty.calibration import DEFAULT_TOLERANCES, PROPERTIES
 from ..uncertainty.selection import SELECTION_METHODS
 
-MODES = ('batch',)
+MODES = ('batch', 'parallel')
 TARGET_SPLITS = ('valid', 'test')
 DEFAULTS: dict[str, Any] = {
     'mode': 'batch',
@@ -38,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     'targets': None,
     'target_split': 'test',
     'seed': 0,
+    'parallel': None,
 }
 """Defaults of the ``active_learning`` settings; every other key is rejected."""
 
@@ -77,9 +84,36 @@ def _choices_error(settings: Mapping[str, Any]) -> str | None:
     """Return a message naming the first field whose value is not one of its choices."""
     for name, choices in (('mode', MODES), ('selection_method', SELECTION_METHODS), ('target_split', TARGET_SPLITS)):
         if settings[name] not in choices:
-            extra = ' (the parallel aims-PAX mode is not available yet)' if name == 'mode' else ''
-            return f'`{name}` must be one of {list(choices)}, got {settings[name]!r}{extra}'
+            return f'`{name}` must be one of {list(choices)}, got {settings[name]!r}'
     return None
+
+
+def _parallel_error(settings: Mapping[str, Any]) -> str | None:
+    """Return a message if the ``parallel`` settings are given without the parallel mode, or are invalid."""
+    parallel = settings['parallel']
+    if parallel is None:
+        return None
+    if settings['mode'] != 'parallel':
+        return '`active_learning.parallel` is only used with `mode: parallel`'
+    message = parallel_settings_error({'label_budget': 1, **parallel} if isinstance(parallel, Mapping) else parallel)
+    if message and message.startswith('`'):
+        return f'`active_learning.parallel.{message[1:]}'
+    return f'`active_learning.parallel`: {message}' if message else None
+
+
+def parallel_loop_settings(settings: Mapping[str, Any], labelled: int) -> dict[str, Any]:
+    """Return the settings of the parallel loop of a campaign whose dataset holds ``labelled`` frames.
+
+    Without a stopping criterion of its own, the loop labels what the batch loop would: ``max_selected`` frames per
+    iteration for ``max_iterations`` iterations, within the ``label_budget``; the campaign's ``seed`` is its seed.
+    """
+    parallel = {'seed': settings['seed'], **(settings['parallel'] or {})}
+    if all(parallel.get(name) is None for name in PARALLEL_STOPS):
+        budget = settings['max_selected'] * max(settings['max_iterations'], 1)
+        if settings['label_budget'] is not None:
+            budget = min(budget, settings['label_budget'] - labelled)
+        parallel['label_budget'] = max(budget, 1)
+    return parallel
 
 
 def settings_error(settings: Any) -> str | None:
@@ -98,6 +132,9 @@ def settings_error(settings: Any) -> str | None:
             message = _positive_map_error(name, full[name])
             if message:
                 return f'`active_learning.{message[1:]}'
+    message = _parallel_error(full)
+    if message:
+        return message
     if full['tolerances'] is not None and full['thresholds'] is not None:
         return (
             '`active_learning.tolerances` and `active_learning.thresholds` contradict each other: tolerances are '

@@ -20,6 +20,11 @@ STOP_REASONS = {
     'training_failed': 'the committee could not be trained (see the report)',
     'labelling_failed': 'the labelling failed (see the report)',
     'exploration_failed': 'no MD run of the exploration wrote a frame (see the report)',
+    'desired_accuracy': 'parallel loop: the mean validation force MAE of the members reached `desired_accuracy`',
+    'max_md_steps': 'parallel loop: every trajectory ran `max_md_steps` (or was abandoned)',
+    'max_train_set_size': 'parallel loop: the training set reached `max_train_set_size`',
+    'nothing_to_run': 'parallel loop: no trajectory could go on (see the report)',
+    'parallel_failed': 'the parallel loop failed (see the report)',
 }
 """Every reason a campaign stops for, and what it means."""
 

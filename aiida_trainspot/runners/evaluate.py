@@ -12,7 +12,8 @@ holds the input frames, labels untouched, plus the committee columns: per frame 
 time; the output appears under its name only once complete.
 
 MACE members are evaluated on batches of frames: the graphs (neighbour lists) of a batch are built once and shared by
-every member with the same cutoff and elements, which is most of the cost of a small model. Other models go through
+every member with the same cutoff and elements, which is most of the cost of a small model, and the members are
+evaluated at the same time, torch's threads split between them (:mod:`.committee_batch`). Other models go through
 their ASE calculator, one frame at a time.
 
 ``results.json`` holds the counts, the mean metrics and the wall time, or, when the run failed, ``error`` (``model``
@@ -24,11 +25,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from ase.stress import voigt_6_to_full_3x3_stress
 from ..dataset import DEFAULT_BLOCK_FRAMES, CorruptDatasetError, DatasetReader, DatasetWriter, iter_atoms_from_batch
 from ..dataset.batch import FrameBatch
 from ..uncertainty.metrics import METRIC_NAMES, committee_metrics
+from .committee_batch import attempt, member_pool, run_members
 from .models import load_calculator, validate_model_spec
 
 EXIT_BAD_ARGUMENTS = 2
@@ -180,34 +183,58 @@ def predict_committee(
 ) -> Predictions:
     """Return the predictions of every member of ``committee`` on ``structures``.
 
-    Raise :class:`MemberError` naming the member whose prediction failed or was not finite.
+    The MACE members of a batch are evaluated at the same time (:mod:`.committee_batch`), the others frame by frame.
+    Raise :class:`MemberError` naming the first member whose prediction failed or was not finite.
     """
     natoms = np.array([len(atoms) for atoms in structures], dtype=np.int64)
     periodic = np.array([atoms.pbc.all() for atoms in structures], dtype=bool)
     energies = np.empty((len(committee), len(structures)))
     forces = np.empty((len(committee), int(natoms.sum()), 3))
     stresses = np.full((len(committee), len(structures), 3, 3), np.nan)
-    for start in range(0, len(structures), batch_frames):
-        chunk = structures[start : start + batch_frames]
-        frames = slice(start, start + len(chunk))
-        atoms_rows = slice(int(natoms[:start].sum()), int(natoms[: start + len(chunk)].sum()))
-        graphs: dict[tuple, Any] = {}
-        for member, calculator in enumerate(committee):
-            try:
-                if is_batchable(calculator):
-                    key = _graph_key(calculator)
-                    if key not in graphs:
-                        graphs[key] = mace_graphs(calculator, chunk)
-                    energy, force, stress = predict_mace_batch(calculator, graphs[key])
-                else:
-                    energy, force, stress = predict_one_by_one(calculator, chunk)
-            except Exception as exception:  # whatever the model library raises, name the member
-                raise MemberError(member, f'{type(exception).__name__}: {exception}') from exception
-            energies[member, frames], forces[member, atoms_rows] = energy, force
-            stresses[member, frames] = np.where(periodic[frames, None, None], stress, np.nan)
-            if not (np.isfinite(energy).all() and np.isfinite(force).all()):
-                raise MemberError(member, 'the model predicted NaN or infinite energies or forces')
+    batched = [member for member, calculator in enumerate(committee) if is_batchable(calculator)]
+    with member_pool(len(batched)) as pool:
+        for start in range(0, len(structures), batch_frames):
+            chunk = structures[start : start + batch_frames]
+            frames = slice(start, start + len(chunk))
+            atoms_rows = slice(int(natoms[:start].sum()), int(natoms[: start + len(chunk)].sum()))
+            results = run_members(pool, _batched_tasks(committee, batched, chunk))
+            for member, calculator in enumerate(committee):
+                result = results[member] if member in results else attempt(predict_one_by_one, calculator, chunk)
+                if isinstance(result, Exception):  # whatever the model library raises, name the member
+                    raise MemberError(member, f'{type(result).__name__}: {result}') from result
+                energy, force, stress = result
+                energies[member, frames], forces[member, atoms_rows] = energy, force
+                stresses[member, frames] = np.where(periodic[frames, None, None], stress, np.nan)
+                if not (np.isfinite(energy).all() and np.isfinite(force).all()):
+                    raise MemberError(member, 'the model predicted NaN or infinite energies or forces')
     return Predictions(energies, forces, stresses)
+
+
+def _batched_tasks(
+    committee: Sequence[Calculator], members: Sequence[int], chunk: Sequence[Atoms]
+) -> dict[int, Callable[[], Any]]:
+    """Return the prediction on ``chunk`` of every MACE member of ``members`` as a task, sharing the graphs.
+
+    The graphs are built here, once per cutoff, elements, head and dtype; a member whose graphs cannot be built gets a
+    task that raises the exception.
+    """
+    graphs: dict[tuple, Any] = {}
+    tasks = {}
+    for member in members:
+        calculator = committee[member]
+        key = _graph_key(calculator)
+        if key not in graphs:
+            graphs[key] = attempt(mace_graphs, calculator, chunk)
+        if isinstance(graphs[key], Exception):
+            tasks[member] = functools.partial(_raise, graphs[key])
+        else:
+            tasks[member] = functools.partial(predict_mace_batch, calculator, graphs[key])
+    return tasks
+
+
+def _raise(exception: Exception) -> None:
+    """Raise ``exception``."""
+    raise exception
 
 
 def evaluated_batch(batch: FrameBatch, predictions: Predictions) -> FrameBatch:

@@ -13,11 +13,14 @@ from aiida import orm
 from aiida.engine.processes.ports import PortNamespace
 
 from ..calculations import evaluate
-from ..campaign.settings import full_settings, settings_error
+from ..campaign.settings import full_settings, parallel_loop_settings, settings_error
 from ..data import PESData
+from ..pax.policy import SEGMENT_FIELDS
+from ..pax.settings import full_settings as full_parallel_settings
 from . import committee, exploration, labelling
 from .augmentation import DatasetAugmentationWorkChain
 from .exploration import ExplorationWorkChain
+from .throttle import dft_workers_error
 
 TRAINING_PLUGINS = {'trainspot.mace_train': 'mace', 'trainspot.metatrain': 'metatrain'}
 """Calculation plugin of a training code → the committee's engine namespace."""
@@ -28,7 +31,7 @@ def validate_active_learning(value: orm.Dict, _) -> str | None:
     return settings_error(value.get_dict())
 
 
-def _start_error(inputs) -> str | None:
+def start_error(inputs) -> str | None:
     """Return a message if the structures, the given dataset or the given committee cannot start a campaign."""
     structures = inputs['structures']
     if len(structures) == 0:
@@ -100,7 +103,32 @@ def validate_inputs(inputs, _) -> str | None:
     if settings_error(inputs['active_learning'].get_dict()):
         return None  # the port validator names it
     settings = full_settings(inputs['active_learning'].get_dict())
-    return _start_error(inputs) or _budget_error(inputs, settings) or _training_error(inputs) or _stage_errors(inputs)
+    return (
+        start_error(inputs)
+        or _budget_error(inputs, settings)
+        or _training_error(inputs)
+        or _stage_errors(inputs)
+        or _parallel_error(inputs, settings)
+    )
+
+
+def parallel_md_parameters(exploration_inputs) -> dict[str, Any]:
+    """Return the MD parameters of the parallel loop's segments: the exploration's, at its highest temperature."""
+    parameters = exploration_inputs['parameters'].get_dict() if 'parameters' in exploration_inputs else {}
+    kept = {key: value for key, value in parameters.items() if key not in SEGMENT_FIELDS}
+    temperatures = exploration_inputs['temperatures'].get_list() if 'temperatures' in exploration_inputs else []
+    return {**kept, **({'temperature': max(temperatures)} if temperatures else {})}
+
+
+def _parallel_error(inputs, settings: dict[str, Any]) -> str | None:
+    """Return a message if the parallel mode cannot run with the exploration or DFT inputs given."""
+    if settings['mode'] != 'parallel':
+        return None
+    stage = inputs['exploration']
+    if stage['driver'].value != 'ase':
+        return '`active_learning.mode: parallel` runs MD segments with `trainspot-md`: use the `ase` exploration driver'
+    loop = parallel_loop_settings(settings, 0)
+    return dft_workers_error(full_parallel_settings(loop), inputs['labelling'], 'active_learning.parallel')
 
 
 def _pruned(builder, exclude: tuple[str, ...]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from aiida_quantumespresso.workflows.protocols.utils import ProtocolMixin
 from ..calculations.functions.dataset import merge_datasets, subset_dataset
 from ..calculations.functions.exploration import summarize_runs
 from ..calculations.functions.lammps import frames_from_lammps, lammps_model
-from ..calculations.md import MdCalculation, _models_error, drive_index
+from ..calculations.md import MdCalculation, _models_error, drive_index, validate_structures
 from ..data import PESData, PotentialData
 from ..dataset import frame_to_atoms
 from ..exploration.conditions import MdRun, conditions_error, exploration_runs
@@ -34,11 +34,6 @@ DRIVERS = ('ase', 'lammps')
 ``lammps.raw`` with one potential: a classical potential file, a MACE or a metatomic model)."""
 SET_PER_RUN = ('ensemble', 'temperature', 'pressure', 'seed', 'iteration', 'drive')
 """MD spec fields the work chain sets for each run (from the grid, ``seed``, ``iteration`` and ``md.drive``)."""
-
-
-def validate_structures(value: PESData, _) -> str | None:
-    """Return a message if ``structures`` has no frames."""
-    return '`structures` has no frames' if len(value) == 0 else None
 
 
 def validate_parameters(value: orm.Dict, _) -> str | None:

@@ -89,8 +89,9 @@ def validate_inputs(inputs, _):
     if engine is None:
         return f'`code` {code.full_label} runs `{code.default_calc_job_plugin}`, expected one of {sorted(ENGINES)}'
     protocols = AbInitioLabellingWorkChain.get_available_protocols()
-    if inputs['protocol'].value not in protocols:
-        return f'unknown `protocol` {inputs["protocol"].value!r}: choose from {sorted(protocols)}'
+    protocol = inputs['protocol'].value if 'protocol' in inputs else AbInitioLabellingWorkChain.get_default_protocol()
+    if protocol not in protocols:
+        return f'unknown `protocol` {protocol!r}: choose from {sorted(protocols)}'
     if engine == 'reference' and 'calculator' not in inputs:
         return '`calculator` is required to label with the reference-calculator code'
     message = ENGINE_CHECKS[engine](inputs) if engine in ENGINE_CHECKS else None

@@ -65,6 +65,24 @@ def validate_max_concurrent(value: orm.Int | None, _) -> str | None:
     return None
 
 
+def dft_workers_error(settings: dict, labelling, where: str = 'active_learning') -> str | None:
+    """Return a message if ``settings['max_dft_workers']`` exceeds what the labelling code's computer runs at once.
+
+    ``where`` is the input that holds the settings, for the message.
+    """
+    wanted, code = settings['max_dft_workers'], labelling.get('code')
+    if wanted is None or code is None:
+        return None
+    options = labelling['options'].get_dict() if 'options' in labelling else {}
+    allowed = default_max_concurrent(code, options)
+    if wanted > allowed:
+        return (
+            f'`{where}.max_dft_workers` is {wanted} but computer {code.computer.label} runs at most {allowed} '
+            'DFT jobs at once (its cores over the MPI ranks of one job)'
+        )
+    return None
+
+
 def wake_on_first(pks: list[int]) -> ToContext:
     """Return the context entries of a step that ends when the first of the processes ``pks`` ends.
 

@@ -22,16 +22,17 @@ from ..calculations.evaluate import EvaluationCalculation
 from ..calculations.functions.campaign import summarize_campaign
 from ..calculations.functions.dataset import merge_datasets, split_dataset, subset_dataset
 from ..calculations.functions.uncertainty import calibrate_committee, committee_accuracy, select_frames
-from ..campaign.settings import full_settings
+from ..campaign.settings import full_settings, parallel_loop_settings
 from ..campaign.stopping import selection_cap, stop_after_evaluation
 from ..data import PESData, PotentialData
 from .augmentation import DatasetAugmentationWorkChain
-from .campaign_inputs import campaign_builder, validate_active_learning, validate_inputs
+from .campaign_inputs import campaign_builder, parallel_md_parameters, validate_active_learning, validate_inputs
 from .committee import CommitteeTrainingWorkChain
 from .exploration import ExplorationWorkChain
 from .labelling import AbInitioLabellingWorkChain
+from .pax import ParallelActiveLearningWorkChain
 
-FAILED_STOPS = ('training_failed', 'labelling_failed', 'exploration_failed')
+FAILED_STOPS = ('training_failed', 'labelling_failed', 'exploration_failed', 'parallel_failed')
 """Stop reasons that end the campaign with an exit code (after attaching what was computed)."""
 
 
@@ -72,6 +73,7 @@ class TrainsPotWorkChain(ProtocolMixin, WorkChain):
             if_(cls.should_run_initial_labelling)(cls.run_initial_labelling, cls.inspect_initial_labelling),
             while_(cls.should_iterate)(
                 if_(cls.should_run_training)(cls.run_training, cls.inspect_training),
+                if_(cls.should_run_parallel)(cls.run_parallel, cls.inspect_parallel),
                 if_(cls.has_committee)(
                     cls.run_evaluation,
                     cls.inspect_evaluation,
@@ -225,6 +227,43 @@ class TrainsPotWorkChain(ProtocolMixin, WorkChain):
         self.ctx.dataset = child.outputs.dataset
         return None
 
+    def should_run_parallel(self):
+        """Run the parallel loop once, from the first committee, in the ``parallel`` mode."""
+        return self.ctx.settings['mode'] == 'parallel' and 'parallel' not in self.ctx and self.ctx.stop_reason is None
+
+    def run_parallel(self):
+        """Run the aims-PAX loop from the committee and dataset; its last committee is then evaluated."""
+        exploration = AttributeDict(self.exposed_inputs(ExplorationWorkChain, namespace='exploration'))
+        md = AttributeDict(exploration.md)
+        md.parameters = orm.Dict(parallel_md_parameters(exploration))
+        settings = parallel_loop_settings(self.ctx.settings, len(self.ctx.dataset))
+        inputs = AttributeDict(
+            {
+                'structures': self.inputs.structures,
+                'dataset': self.ctx.dataset,
+                'committee': self.ctx.committee,
+                'active_learning': orm.Dict(settings),
+                'md': md,
+                'labelling': self.exposed_inputs(AbInitioLabellingWorkChain, namespace='labelling'),
+                'training': self.exposed_inputs(CommitteeTrainingWorkChain, namespace='training'),
+                'metadata': {'call_link_label': 'parallel'},
+            }
+        )
+        inputs.labelling.pop('max_concurrent', None)
+        self.report(f'the parallel loop starts from {len(self.ctx.dataset)} labelled frames')
+        return ToContext(parallel=self.submit(ParallelActiveLearningWorkChain, **inputs))
+
+    def inspect_parallel(self):
+        """Take the loop's committee and dataset (also after a failure: what it labelled is kept)."""
+        child = self.ctx.parallel
+        if 'committee' in child.outputs:
+            self.ctx.committee = dict(child.outputs.committee)
+        if 'dataset' in child.outputs:
+            self.ctx.dataset = child.outputs.dataset
+        reason = child.outputs.summary['stop_reason'] if 'summary' in child.outputs else None
+        self.ctx.parallel_stop = reason if child.is_finished_ok and reason else 'parallel_failed'
+        self.report(f'the parallel loop ended: {self.ctx.parallel_stop}; evaluating its committee')
+
     def has_committee(self):
         """Return whether there is a committee to evaluate (the training may have failed)."""
         return self.ctx.stop_reason is None
@@ -249,7 +288,7 @@ class TrainsPotWorkChain(ProtocolMixin, WorkChain):
     def _may_explore(self) -> bool:
         """Return whether a stop other than an accuracy target is already certain after this evaluation."""
         settings = self.ctx.settings
-        return (
+        return settings['mode'] == 'batch' and (
             stop_after_evaluation(
                 self.ctx.iteration,
                 settings['max_iterations'],
@@ -300,7 +339,9 @@ class TrainsPotWorkChain(ProtocolMixin, WorkChain):
             settings['targets'],
             errors,
         )
-        if reason:
+        if self.ctx.get('parallel_stop'):
+            self._stop(self.ctx.parallel_stop)
+        elif reason:
             self._stop(reason)
         elif self.ctx.exploring and not self.ctx.exploration.is_finished_ok:
             self._stop('exploration_failed')

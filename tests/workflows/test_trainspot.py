@@ -79,10 +79,66 @@ def test_campaign_on_copper_from_provenance(campaign_codes):
     assert 'force_disagreement' in next(evaluated.iter_frames()).frame_arrays
 
 
+PARALLEL = {
+    'active_learning': {
+        'mode': 'parallel',
+        'max_iterations': 1,
+        'max_selected': 3,
+        'seed': 5,
+        'parallel': {'num_trajectories': 2, 'segment_steps': 8, 'check_every': 2, 'threshold_warmup': 2,
+                     'c_x': -0.3, 'training_epochs': 1, 'convergence_epochs': 0},
+    },
+    'training': {'mace_hyperparameters': {'max_num_epochs': 4}},
+    'augmentation': OVERRIDES['augmentation'],
+    'exploration': {'temperatures': [900.0], 'parameters': {'timestep': 2.0}},
+}  # fmt: skip
+"""The aims-PAX loop after the first committee; no stopping criterion of its own: the batch loop's budget (3)."""
+
+
+def test_campaign_in_parallel_mode(campaign_codes):
+    builder = TrainsPotWorkChain.get_builder_from_protocol(
+        copper_structures(), campaign_codes, protocol='fast', overrides=PARALLEL, calculator={'name': 'emt'}
+    )
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    (loop,) = called(node, 'parallel')
+    loop_summary = loop.outputs.summary.get_dict()
+    assert loop.inputs.active_learning['label_budget'] == 3
+    assert loop.inputs.md.parameters.get_dict() == {'timestep': 2.0, 'temperature': 900.0}
+    assert results['summary']['stop_reason'] == 'label_budget' == loop_summary['stop_reason']
+    assert loop_summary['labelled'] >= 3
+    assert (
+        len(results['dataset'])
+        == len(called(node, 'initial_labelling')[0].outputs.labelled_dataset) + (loop_summary['labelled'])
+    )
+    assert {model.uuid for model in results['committee'].values()} == {
+        model.uuid for model in loop.outputs.committee.values()
+    }, "the campaign's committee is the parallel loop's newest"
+    assert not called(node, 'exploration'), 'the parallel loop explores; no batch exploration'
+    assert len(results['evaluated_dataset']) == len(results['dataset'])
+    assert set(results['accuracy']) == {'iteration_0'}
+
+
 @pytest.mark.parametrize(
     ('change', 'message'),
     [
-        ({'active_learning': {'mode': 'parallel'}}, r'`active_learning.mode` must be one of \[.batch.\]'),
+        ({'active_learning': {'mode': 'serial'}}, r"`active_learning.mode` must be one of \['batch', 'parallel'\]"),
+        (
+            {'active_learning': {'mode': 'parallel', 'parallel': {'c_x': -1.0}}},
+            r'`active_learning.parallel.c_x` must be a number greater than -1',
+        ),
+        (
+            {'active_learning': {'mode': 'parallel', 'parallel': {'valid_ratio': 1.5}}},
+            r'`active_learning.parallel.valid_ratio` must lie strictly between 0 and 1',
+        ),
+        (
+            {'active_learning': {'mode': 'parallel', 'parallel': {'max_dft_workers': 64}}},
+            r'`active_learning.parallel.max_dft_workers` is 64 but computer .* runs at most',
+        ),
+        (
+            {'active_learning': {'parallel': {'num_trajectories': 2}}},
+            r'`active_learning.parallel` is only used with `mode: parallel`',
+        ),
         ({'active_learning': {'max_iterations': -1}}, r'`active_learning.max_iterations` must be an integer ≥ 0'),
         ({'active_learning': {'max_selected': 0}}, r'`active_learning.max_selected` must be an integer ≥ 1'),
         ({'active_learning': {'label_budget': 0}}, r'`active_learning.label_budget` must be a positive integer'),

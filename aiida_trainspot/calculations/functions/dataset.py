@@ -1,4 +1,4 @@
-"""Calculation functions that derive datasets from datasets: merge, subset, relabel, split, sample."""
+"""Calculation functions that derive datasets from datasets: merge, subset, relabel, split, sample, deal out."""
 
 from __future__ import annotations
 
@@ -147,6 +147,24 @@ def split_dataset(dataset: PESData, seed: Int, fractions: Dict | None = None) ->
     return PESData.from_batches(batches())
 
 
+def _train_mask(dataset: PESData) -> np.ndarray:
+    """Return which frames of ``dataset`` carry the split tag ``train``."""
+    code = SPLIT_CODES['train']
+    return np.concatenate([batch.split == code for batch in dataset.iter_batches()] or [np.zeros(0, bool)])
+
+
+def _kept_frames(dataset: PESData, keep: np.ndarray) -> PESData:
+    """Return a new dataset with the frames of ``dataset`` where ``keep`` is true, in dataset order."""
+
+    def batches() -> Iterator[FrameBatch]:
+        start = 0
+        for batch in dataset.iter_batches():
+            yield batch.take(np.flatnonzero(keep[start : start + len(batch)]))
+            start += len(batch)
+
+    return PESData.from_batches(batches())
+
+
 @calcfunction
 def sample_training_frames(dataset: PESData, fraction: Float, seed: Int) -> PESData:
     """Return ``dataset`` with a random ``fraction`` (seeded) of its ``train`` frames and all its other frames.
@@ -156,19 +174,33 @@ def sample_training_frames(dataset: PESData, fraction: Float, seed: Int) -> PESD
     """
     if not 0 < fraction.value <= 1:
         raise ValueError(f'`fraction` must lie in (0, 1], got {fraction.value}')
-    train_code = SPLIT_CODES['train']
-    is_train = np.concatenate([batch.split == train_code for batch in dataset.iter_batches()] or [np.zeros(0, bool)])
+    is_train = _train_mask(dataset)
     train = np.flatnonzero(is_train)
     chosen = np.random.default_rng(seed.value).choice(
         train, size=max(1, round(fraction.value * len(train))), replace=False
     )
     keep = ~is_train
     keep[chosen] = True
+    return _kept_frames(dataset, keep)
 
-    def batches() -> Iterator[FrameBatch]:
-        start = 0
-        for batch in dataset.iter_batches():
-            yield batch.take(np.flatnonzero(keep[start : start + len(batch)]))
-            start += len(batch)
 
-    return PESData.from_batches(batches())
+@calcfunction
+def member_training_frames(dataset: PESData, member: Int, num_members: Int) -> PESData:
+    """Return ``dataset`` with the ``train`` frames of committee member ``member`` of ``num_members``, and all others.
+
+    The ``train`` frames are dealt out in turn: the one at position ``p`` among them (in dataset order) goes to
+    member ``p mod num_members``. The members' training sets are disjoint and cover every training frame; a dataset
+    that grows by appending frames (and keeps its split tags) leaves every member its earlier frames. Validation and
+    test frames are kept for every member, so that the members are measured on the same frames (aims-PAX's distinct
+    sets per member, without its per-member validation sets). Isolated atoms (one atom, not periodic) carry the
+    reference energies: every member keeps them, and they are not dealt out.
+    """
+    if not num_members.value >= 1 or not 0 <= member.value < num_members.value:
+        raise ValueError(f'`member` must lie in [0, {num_members.value}) for {num_members.value} members')
+    isolated = np.concatenate(
+        [(batch.natoms == 1) & ~batch.pbc.any(axis=1) for batch in dataset.iter_batches()] or [np.zeros(0, bool)]
+    )
+    dealt = _train_mask(dataset) & ~isolated
+    keep = ~dealt
+    keep[np.flatnonzero(dealt)[member.value :: num_members.value]] = True
+    return _kept_frames(dataset, keep)

@@ -1,0 +1,1 @@
+"""Parallel active exploration (aims-PAX): scheduling kernels and their discrete-event simulation (no AiiDA)."""
