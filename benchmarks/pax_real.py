@@ -9,9 +9,11 @@ job) and a committee of two tiny MACE models trained on them. Then, each timed:
 - parallel: the same campaign with ``active_learning.mode: parallel``: the aims-PAX loop with the same label budget
   (``max_selected`` × ``max_iterations``), then the same final evaluation.
 
-Both train ``--epochs`` epochs per training (batch) or per chunk (parallel) and run at most 2 pw.x at once on this
-2-core machine. Printed: each wall time (creation to end of the top work chain), their ratio, the labels, and the
-busy time of the CalcJobs by kind over the wall time × cores (how much of the machine each kept busy). The mean
+The batch committee trains ``--epochs`` epochs per iteration, the parallel one ``--chunk-epochs`` per chunk (aims-PAX:
+2 per training frame); both run at most 2 pw.x at once; the parallel loop runs ``--real-trajectories`` trajectories
+(segments of 60 steps, a check every 5). Printed: each wall time (creation to end of the top work chain), their
+ratio, the labels, and the summed lifetimes of the CalcJobs by kind over the wall time × cores (above 1 in all: more
+jobs than cores at once, each slowed down). The mean
 durations of one MD segment, one pw.x labelling and one training chunk of the parallel run are written to
 ``--write-durations`` for ``pax_vs_batch.py --simulate --durations``.
 """
@@ -58,8 +60,8 @@ def codes() -> dict:
 
 def overrides(args, mode: str) -> dict:
     """Return the campaign overrides of ``mode`` (batch or parallel)."""
-    loop = {'num_trajectories': 4, 'segment_steps': 40, 'check_every': 5, 'threshold_warmup': 8,
-            'max_dft_workers': 2, 'training_epochs': args.epochs, 'convergence_epochs': 0}  # fmt: skip
+    loop = {'num_trajectories': args.real_trajectories, 'segment_steps': 60, 'check_every': 5, 'threshold_warmup': 8,
+            'max_dft_workers': 2, 'training_epochs': args.chunk_epochs, 'convergence_epochs': 0}  # fmt: skip
     active = {'max_iterations': args.iterations, 'max_selected': args.selected, 'seed': 3}
     active.update({'mode': 'parallel', 'parallel': loop} if mode == 'parallel' else {'thresholds': {'forces': 1e-6}})
     return {
@@ -91,6 +93,7 @@ def run_campaign(structures, found: dict, args, mode: str, start: dict | None = 
         overrides=overrides(args, mode) if mode != 'start' else {**overrides(args, 'batch'), 'active_learning':
                                                                  {'max_iterations': 0, 'seed': 3}},
         pseudo_family=found['family'].label,
+        augment=False,
     )  # fmt: skip
     for name, value in (start or {}).items():
         setattr(builder, name, value)
