@@ -26,34 +26,20 @@ def route_point(num_valid: int, num_labelled: int, valid_ratio: float) -> str:
 def new_threshold_state(settings: dict[str, Any]) -> dict[str, Any]:
     """Return the JSON state of a fresh moving-average threshold (seed 000 Eq. 2) for the parallel ``settings``."""
     freeze = settings['freeze_threshold_dataset']
-    return {
-        'window': settings['threshold_window'],
-        'c_x': settings['c_x'],
-        'warmup': settings['threshold_warmup'],
-        'freeze_size': None if freeze is None else float(freeze),
-        'recent': [],
-        'num_values': 0,
-        'frozen': False,
-        'threshold': None,
-    }
+    return MovingAverageThreshold(
+        settings['threshold_window'],
+        settings['c_x'],
+        settings['threshold_warmup'],
+        math.inf if freeze is None else float(freeze),
+    ).state()
 
 
 def update_threshold(state: dict[str, Any], values: list[float], training_set_size: int) -> dict[str, Any]:
     """Return ``state`` after the uncertainty checks ``values`` (in order); ``None`` threshold means not active yet."""
-    freeze = math.inf if state['freeze_size'] is None else state['freeze_size']
-    threshold = MovingAverageThreshold(state['window'], state['c_x'], state['warmup'], freeze)
-    threshold._recent.extend(state['recent'])
-    threshold.num_values, threshold.frozen = state['num_values'], state['frozen']
-    threshold.threshold = math.inf if state['threshold'] is None else state['threshold']
+    threshold = MovingAverageThreshold.from_state(state)
     for value in values:
         threshold.update(value, training_set_size)
-    return {
-        **state,
-        'recent': list(threshold._recent),
-        'num_values': threshold.num_values,
-        'frozen': threshold.frozen,
-        'threshold': None if math.isinf(threshold.threshold) else threshold.threshold,
-    }
+    return threshold.state()
 
 
 def segment_spec(
@@ -84,13 +70,19 @@ def segment_seed(seed: int, trajectory: int, segment: int) -> int:
     return seed + 100_000 * trajectory + segment
 
 
+MAX_TRAINING_FAILURES = 2
+"""Training chunks that may fail in a row before the loop stops (``training_failed``)."""
+
+
 def stop_reason(settings: dict[str, Any], counts: dict[str, Any]) -> str | None:
     """Return why the loop stops, or ``None``.
 
     ``counts``: ``labelled`` (frames labelled by the loop), ``train`` (training-set size), ``valid_mae`` (the last
-    mean validation force MAE of the members, eV/Å, or ``None``) and ``trajectories_done`` (how many trajectories
-    ran ``max_md_steps``).
+    mean validation force MAE of the members, eV/Å, or ``None``), ``trajectories_done`` (how many trajectories
+    ran ``max_md_steps``) and ``training_failures`` (chunks failed in a row).
     """
+    if counts.get('training_failures', 0) >= MAX_TRAINING_FAILURES:
+        return 'training_failed'
     if settings['label_budget'] is not None and counts['labelled'] >= settings['label_budget']:
         return 'label_budget'
     if settings['max_train_set_size'] is not None and counts['train'] >= settings['max_train_set_size']:

@@ -60,6 +60,29 @@ class MovingAverageThreshold:
         self.frozen = False
         self.threshold = math.inf
 
+    def state(self) -> dict:
+        """Return the threshold as JSON (parameters, recent values, counts); :meth:`from_state` rebuilds it."""
+        return {
+            'window': self._recent.maxlen,
+            'c_x': self.c_x,
+            'warmup': self.warmup,
+            'freeze_size': None if math.isinf(self.freeze_size) else self.freeze_size,
+            'recent': list(self._recent),
+            'num_values': self.num_values,
+            'frozen': self.frozen,
+            'threshold': None if math.isinf(self.threshold) else self.threshold,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> MovingAverageThreshold:
+        """Return the threshold of a :meth:`state`."""
+        freeze = math.inf if state['freeze_size'] is None else state['freeze_size']
+        threshold = cls(state['window'], state['c_x'], state['warmup'], freeze)
+        threshold._recent.extend(state['recent'])
+        threshold.num_values, threshold.frozen = state['num_values'], state['frozen']
+        threshold.threshold = math.inf if state['threshold'] is None else state['threshold']
+        return threshold
+
     def update(self, value: float, training_set_size: int = 0) -> float:
         """Record the uncertainty ``value`` and return the threshold that applies to it.
 

@@ -67,7 +67,7 @@ def _budget_error(inputs, settings: dict[str, Any]) -> str | None:
     return None
 
 
-def _training_error(inputs) -> str | None:
+def training_error(inputs) -> str | None:
     """Return a message if the committee stage is invalid or a training code runs the wrong plugin."""
     stage = inputs['training']
     message = committee.validate_inputs(stage, None)
@@ -106,7 +106,7 @@ def validate_inputs(inputs, _) -> str | None:
     return (
         start_error(inputs)
         or _budget_error(inputs, settings)
-        or _training_error(inputs)
+        or training_error(inputs)
         or _stage_errors(inputs)
         or _parallel_error(inputs, settings)
     )
@@ -187,21 +187,9 @@ def campaign_builder(
             structures, protocol=name, overrides=stage_overrides['augmentation']
         )
         builder.augmentation = _pruned(augmentation, ('structures',))
-    builder.labelling = _labelling_inputs(codes['dft'], name, pseudo_family, calculator)
+    builder.labelling = labelling_inputs(codes['dft'], name, pseudo_family, calculator)
     builder.labelling._merge(as_port_values(stage_overrides['labelling'], ports['labelling'], 'labelling'))
-    engine = TRAINING_PLUGINS.get(codes['training'].default_calc_job_plugin, 'mace')
-    training = inputs['training']
-    builder.training = {
-        'num_members': orm.Int(training['num_members']),
-        engine: {
-            'train': {
-                'code': codes['training'],
-                'hyperparameters': orm.Dict(training.get(f'{engine}_hyperparameters', {})),
-            }
-        },
-    }
-    others = {key: value for key, value in training.items() if key not in TRAINING_PROTOCOL_KEYS}
-    builder.training._merge(as_port_values(others, ports['training'], 'training'))
+    set_training_inputs(builder, codes['training'], inputs['training'], ports['training'])
     protocol_keys = ('temperatures', 'pressures', 'parameters', 'driver', 'max_concurrent')
     exploration = stage_overrides['exploration']
     explore = ExplorationWorkChain.get_builder_from_protocol(
@@ -219,7 +207,7 @@ def campaign_builder(
     return builder
 
 
-def _labelling_inputs(code, protocol: str, pseudo_family, calculator) -> dict[str, Any]:
+def labelling_inputs(code, protocol: str, pseudo_family, calculator) -> dict[str, Any]:
     """Return the inputs of the labelling stage before the overrides."""
     stage: dict[str, Any] = {'code': code, 'protocol': orm.Str(protocol)}
     if pseudo_family is not None:
@@ -230,4 +218,22 @@ def _labelling_inputs(code, protocol: str, pseudo_family, calculator) -> dict[st
 
 
 TRAINING_PROTOCOL_KEYS = ('num_members', 'mace_hyperparameters', 'metatrain_hyperparameters')
+
+
+def set_training_inputs(builder, code: orm.AbstractCode, training: dict[str, Any], port: PortNamespace) -> None:
+    """Set the committee stage of ``builder``: ``training`` protocol values, trained by ``code``.
+
+    ``num_members`` and ``<engine>_hyperparameters`` are the protocol's own keys; every other key is an input of the
+    committee work chain (``subset_fraction``, ``mace.max_iterations``...) and becomes a node.
+    """
+    engine = TRAINING_PLUGINS.get(code.default_calc_job_plugin, 'mace')
+    hyperparameters = orm.Dict(training.get(f'{engine}_hyperparameters', {}))
+    builder.training = {
+        'num_members': orm.Int(training['num_members']),
+        engine: {'train': {'code': code, 'hyperparameters': hyperparameters}},
+    }
+    others = {key: value for key, value in training.items() if key not in TRAINING_PROTOCOL_KEYS}
+    builder.training._merge(as_port_values(others, port, 'training'))
+
+
 """Keys of the protocol's ``training``; every other key is an input of the committee stage."""

@@ -15,11 +15,10 @@ from ..campaign.initial_dataset import full_parameters, parameters_error
 from ..data import PESData, PotentialData
 from . import exploration, labelling
 from .campaign_inputs import (
-    TRAINING_PLUGINS,
-    TRAINING_PROTOCOL_KEYS,
-    _labelling_inputs,
-    _training_error,
     as_port_values,
+    labelling_inputs,
+    set_training_inputs,
+    training_error,
 )
 from .committee import EPOCH_KEYS
 
@@ -104,7 +103,7 @@ def validate_inputs(inputs, _) -> str | None:
         _model_error(inputs)
         or _dataset_error(inputs)
         or _epochs_error(inputs)
-        or _training_error(inputs)
+        or training_error(inputs)
         or _stage_error(inputs)
     )
 
@@ -137,19 +136,7 @@ def idg_builder(
             builder.sampling.lammps.code = codes['lammps']
     elif 'md' in codes:
         builder.sampling.md.code = codes['md']
-    builder.labelling = _labelling_inputs(codes['dft'], name, pseudo_family, calculator)
+    builder.labelling = labelling_inputs(codes['dft'], name, pseudo_family, calculator)
     builder.labelling._merge(as_port_values(inputs.get('labelling', {}), ports['labelling'], 'labelling'))
-    engine = TRAINING_PLUGINS.get(codes['training'].default_calc_job_plugin, 'mace')
-    training = inputs['training']
-    builder.training = {
-        'num_members': orm.Int(training['num_members']),
-        engine: {
-            'train': {
-                'code': codes['training'],
-                'hyperparameters': orm.Dict(training.get(f'{engine}_hyperparameters', {})),
-            }
-        },
-    }
-    others = {key: value for key, value in training.items() if key not in TRAINING_PROTOCOL_KEYS}
-    builder.training._merge(as_port_values(others, ports['training'], 'training'))
+    set_training_inputs(builder, codes['training'], inputs['training'], ports['training'])
     return builder

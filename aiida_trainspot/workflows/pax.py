@@ -86,7 +86,11 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
         spec.output('model', valid_type=PotentialData, required=False, help='The best member, trained to convergence.')
         spec.output('dataset', valid_type=PESData, help='Every labelled frame, with its train/valid/test tag.')
         spec.output('summary', valid_type=orm.Dict, help='Stop reason, counts, threshold and accuracy history.')
-        spec.exit_code(410, 'ERROR_TRAINING_FAILED', message='Training chunks failed {count} times in a row.')
+        spec.exit_code(
+            410,
+            'ERROR_TRAINING_FAILED',
+            message='Training chunks failed {count} times in a row; what was labelled is attached.',
+        )
         spec.exit_code(420, 'ERROR_CONVERGENCE_FAILED', message='The final training failed: {message}')
 
     def setup(self):
@@ -101,7 +105,7 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
         self.ctx.committee = dict(self.inputs.committee)
         self.ctx.version = 0
         self.ctx.threshold = policy.new_threshold_state(settings)
-        self.ctx.pending, self.ctx.running, self.ctx.dft_queue = [], [], []
+        self.ctx.running, self.ctx.dft_queue = [], []
         self.ctx.train_requested, self.ctx.training_failures, self.ctx.stop_reason = False, 0, None
         self.ctx.errors, self.ctx.valid_mae, self.ctx.optimizer_state, self.ctx.resume = {}, None, {}, {}
         self.ctx.record = {'labelled': 0, 'failed_labels': 0, 'crossings': 0, 'segments': 0, 'unstable': 0,
@@ -135,7 +139,6 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
             self._start_labelling()
             self._start_training()
             self._start_segments()
-        self.ctx.pop('throttle_wake', None)
         return wake_on_first([pk for _, pk in self.ctx.running])
 
     def _running(self, kind: str) -> int:
@@ -200,8 +203,6 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
     def inspect_tasks(self):
         """Take in every child that has ended since the last look, then decide whether the loop stops."""
         self.collect_ended(self._collect)
-        if self.ctx.training_failures >= 2:
-            return self.exit_codes.ERROR_TRAINING_FAILED.format(count=self.ctx.training_failures)
         if self.ctx.stop_reason is None:
             counts = self._counts()
             reason = policy.stop_reason(self.ctx.settings, counts)
@@ -210,7 +211,6 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
             if reason:
                 self.ctx.stop_reason = reason
                 self.report(f'the loop stops ({reason}) after {counts["labelled"]} labels; awaiting running children')
-        return None
 
     def _counts(self) -> dict:
         """Return the numbers the stopping criteria look at."""
@@ -218,6 +218,7 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
             'labelled': self.ctx.record['labelled'],
             'train': self.ctx.dataset.base.attributes.get('split_counts', {}).get('train', 0),
             'valid_mae': self.ctx.valid_mae,
+            'training_failures': self.ctx.training_failures,
             'trajectories_done': sum(trajectory['status'] == 'done' for trajectory in self.ctx.trajectories),
         }
 
@@ -343,7 +344,9 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
 
     def should_converge(self):
         """Train the best member to convergence if asked to and the members' errors say which is best."""
-        return self.ctx.settings['convergence_epochs'] > 0 and policy.best_member(self.ctx.errors) is not None
+        if self.ctx.stop_reason == 'training_failed' or self.ctx.settings['convergence_epochs'] == 0:
+            return False
+        return policy.best_member(self.ctx.errors) is not None
 
     def run_convergence(self):
         """Train the best member from its weights on every labelled frame, for ``convergence_epochs`` epochs."""
@@ -382,6 +385,8 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
         record = {**self.ctx.record, 'stop_reason': self.ctx.stop_reason, 'best_member': self.ctx.get('best'),
                   'md_steps': [trajectory['steps'] for trajectory in self.ctx.trajectories]}  # fmt: skip
         self.out('summary', summarize_pax(orm.Dict(record), self.ctx.dataset, metadata={'call_link_label': 'summary'}))
+        if self.ctx.stop_reason == 'training_failed':
+            return self.exit_codes.ERROR_TRAINING_FAILED.format(count=self.ctx.training_failures)
         if 'convergence_failure' in self.ctx:
             return self.exit_codes.ERROR_CONVERGENCE_FAILED.format(message=self.ctx.convergence_failure)
         return None

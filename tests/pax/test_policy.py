@@ -77,7 +77,8 @@ def test_segment_spec_checks_and_keeps_a_frame_at_every_check():
         ({'train': 40}, 'max_train_set_size'),
         ({'valid_mae': 0.04}, 'desired_accuracy'),
         ({'trajectories_done': 4}, 'max_md_steps'),
-        ({'valid_mae': 0.06, 'trajectories_done': 3}, None),
+        ({'training_failures': 2, 'labelled': 6}, 'training_failed'),
+        ({'valid_mae': 0.06, 'trajectories_done': 3, 'training_failures': 1}, None),
     ],
 )
 def test_stop_reasons(counts, reason):
@@ -114,6 +115,9 @@ def test_validation_errors_in_ev_and_the_best_member():
 )
 def test_bad_settings_are_named(settings, message):
     assert re.search(message, settings_error({'label_budget': 10, **settings}))
+
+
+def test_a_stopping_criterion_is_required_and_defaults_fill_the_rest():
     assert re.search('at least one stopping criterion', settings_error({}))
     assert settings_error({'max_md_steps': 100}) is None
     assert set(full_settings({'max_md_steps': 1})) == set(DEFAULTS)
