@@ -11,10 +11,13 @@ job) and a committee of two tiny MACE models trained on them. Then, each timed:
 
 The batch committee trains ``--epochs`` epochs per iteration, the parallel one ``--chunk-epochs`` per chunk (aims-PAX:
 2 per training frame); both run at most 2 pw.x at once; the parallel loop runs ``--real-trajectories`` trajectories
-(segments of 60 steps, a check every 5). Printed: each wall time (creation to end of the top work chain), their
-ratio, the labels, and the summed lifetimes of the CalcJobs by kind over the wall time × cores (above 1 in all: more
-jobs than cores at once, each slowed down). The mean
-durations of one MD segment, one pw.x labelling and one training chunk of the parallel run are written to
+(segments of 60 steps, a check every 5), ``--real-md-workers`` segments at once (1 by default: on 2 cores, more MD at
+once only slows the pw.x runs down). The codes are set up as ``aiida-trainspot setup`` does, so the runners and the
+training start warm. ``--no-batch`` runs the parallel campaign alone.
+
+Printed: each wall time (creation to end of the top work chain), their ratio, the labels, and the summed lifetimes of
+the CalcJobs by kind over the wall time × cores (above 1 in all: more jobs than cores at once, each slowed down). The
+mean durations of one MD segment, one pw.x labelling and one training chunk of the parallel run are written to
 ``--write-durations`` for ``pax_vs_batch.py --simulate --durations``.
 """
 
@@ -61,7 +64,8 @@ def codes() -> dict:
 def overrides(args, mode: str) -> dict:
     """Return the campaign overrides of ``mode`` (batch or parallel)."""
     loop = {'num_trajectories': args.real_trajectories, 'segment_steps': 60, 'check_every': 5, 'threshold_warmup': 8,
-            'max_dft_workers': 2, 'training_epochs': args.chunk_epochs, 'convergence_epochs': 0}  # fmt: skip
+            'max_dft_workers': 2, 'training_epochs': args.chunk_epochs, 'convergence_epochs': 0,
+            'max_md_workers': args.real_md_workers or None}  # fmt: skip
     active = {'max_iterations': args.iterations, 'max_selected': args.selected, 'seed': 3}
     active.update({'mode': 'parallel', 'parallel': loop} if mode == 'parallel' else {'thresholds': {'forces': 1e-6}})
     return {
@@ -146,10 +150,11 @@ def run_real_campaigns(args) -> None:
         start = {'dataset': first.outputs.dataset, 'committee': dict(first.outputs.committee)}
         print(f'start: {len(first.outputs.dataset)} labelled frames, a committee of {len(start["committee"])}')
         cores = os.cpu_count() or 1
-        batch = report('batch', run_campaign(structures, found, args, 'batch', start), cores)
+        batch = report('batch', run_campaign(structures, found, args, 'batch', start), cores) if args.batch else None
         parallel_node = run_campaign(structures, found, args, 'parallel', start)
         parallel = report('parallel', parallel_node, cores)
-        print(f'batch / parallel wall time: {batch / parallel:.2f} (goal >= 1.3)')
+        if batch:
+            print(f'batch / parallel wall time: {batch / parallel:.2f} (goal >= 1.3)')
         durations = mean_durations(parallel_node)
         print('mean lifetimes in the parallel run: ' + ', '.join(f'{k} {v:.1f} s' for k, v in durations.items()))
         if args.write_durations:

@@ -81,13 +81,17 @@ def pseudo_family(aiida_profile):
     return family
 
 
-def local_code(aiida_code_installed, executable: str, plugin: str, missing: str):
-    """Return the program ``executable`` on ``PATH`` as a localhost code of ``plugin`` (one OpenMP thread)."""
+def local_code(aiida_code_installed, executable: str, plugin: str, missing: str, warm: bool = False):
+    """Return the program ``executable`` on ``PATH`` as a localhost code of ``plugin`` (one OpenMP thread).
+
+    ``warm``: the code starts warm, as ``aiida-trainspot setup`` sets up the runners and the MACE training.
+    """
+    from aiida_trainspot.environment.codes import WARM_START
+
     path = shutil.which(executable)
     assert path is not None, f'`{executable}` is missing: {missing}'
-    return aiida_code_installed(
-        default_calc_job_plugin=plugin, filepath_executable=path, prepend_text='export OMP_NUM_THREADS=1'
-    )
+    prepend = '\n'.join(['export OMP_NUM_THREADS=1', *([WARM_START] if warm else [])])
+    return aiida_code_installed(default_calc_job_plugin=plugin, filepath_executable=path, prepend_text=prepend)
 
 
 RUNNER_MISSING = 'run `pip install -e .`: the console script is missing'
@@ -102,19 +106,19 @@ def ase_label_code(aiida_code_installed):
 @pytest.fixture
 def md_code(aiida_code_installed):
     """Return the MD runner (``trainspot-md``) as a code on localhost."""
-    return local_code(aiida_code_installed, 'trainspot-md', 'trainspot.md', RUNNER_MISSING)
+    return local_code(aiida_code_installed, 'trainspot-md', 'trainspot.md', RUNNER_MISSING, warm=True)
 
 
 @pytest.fixture
 def evaluate_code(aiida_code_installed):
     """Return the committee-evaluation runner (``trainspot-evaluate``) as a code on localhost."""
-    return local_code(aiida_code_installed, 'trainspot-evaluate', 'trainspot.evaluate', RUNNER_MISSING)
+    return local_code(aiida_code_installed, 'trainspot-evaluate', 'trainspot.evaluate', RUNNER_MISSING, warm=True)
 
 
 @pytest.fixture
 def mace_train_code(aiida_code_installed):
-    """Return ``mace_run_train`` as a code on localhost."""
-    return local_code(aiida_code_installed, 'mace_run_train', 'trainspot.mace_train', 'install the `mace` extra')
+    """Return ``mace_run_train``, started warm by ``trainspot-mace-train``, as a code on localhost."""
+    return local_code(aiida_code_installed, 'trainspot-mace-train', 'trainspot.mace_train', RUNNER_MISSING, warm=True)
 
 
 @pytest.fixture

@@ -27,12 +27,20 @@ from .root import cmd_root
     help='OMP_NUM_THREADS in the prepend text of every code.',
 )
 @click.option(
+    '--warm-start/--cold-start',
+    default=True,
+    show_default=True,
+    help='Let the MD, evaluation and MACE training codes start from a fork server with torch and MACE imported.',
+)
+@click.option(
     '--pseudo-folder',
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="Folder of UPF files to build the pseudopotential family from (default: Debian's).",
 )
-def cmd_setup(profile_name: str, production: bool, omp_threads: int, pseudo_folder: Path | None) -> None:
+def cmd_setup(
+    profile_name: str, production: bool, omp_threads: int, warm_start: bool, pseudo_folder: Path | None
+) -> None:
     """Create or reuse the profile, the localhost computer, the codes and the pseudopotential family.
 
     Running it again changes nothing: what exists is reused and reported as such.
@@ -50,7 +58,7 @@ def cmd_setup(profile_name: str, production: bool, omp_threads: int, pseudo_fold
         computer, created = ensure_localhost()
         report('computer', computer.label, created)
         for spec in default_code_specs(Path(sys.executable).parent):
-            code, created = ensure_code(spec, computer, omp_threads)
+            code, created = ensure_code(spec, computer, omp_threads, warm_start)
             report('code', f'{code.full_label} -> {code.filepath_executable}', created)
         family, created = ensure_pseudo_family(pseudo_folder)
         report('pseudo family', f'{family.label} ({len(family.nodes)} elements)', created)

@@ -11,24 +11,34 @@ from aiida.common.exceptions import NotExistent
 from aiida.orm import Computer, InstalledCode, load_code, load_computer
 
 OPENMPI_AS_ROOT = 'export OMPI_ALLOW_RUN_AS_ROOT=1\nexport OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1'
+WARM_START = 'export TRAINSPOT_WARM_START=1'
+"""Lets a runner start warm, from a fork server with torch and MACE imported (:mod:`aiida_trainspot.runners.warm`)."""
 
 
 @dataclass(frozen=True)
 class CodeSpec:
-    """A code to set up: its label, executable, calculation plugin and whether it runs through MPI."""
+    """A code to set up: its label, executable, calculation plugin, whether it runs through MPI and starts warm."""
 
     label: str
     executable: str
     plugin: str
     with_mpi: bool = False
     description: str = ''
+    warm: bool = False
 
 
 def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
     """Return the codes of a campaign: ``pw.x`` and ``lmp`` from Debian, the trainers from the package's environment."""
     return [
         CodeSpec('pw', shutil.which('pw.x') or '/usr/bin/pw.x', 'quantumespresso.pw', True, 'Quantum ESPRESSO pw.x'),
-        CodeSpec('mace_run_train', str(bin_folder / 'mace_run_train'), 'trainspot.mace_train', False, 'MACE training'),
+        CodeSpec(
+            'mace_run_train',
+            str(bin_folder / 'trainspot-mace-train'),
+            'trainspot.mace_train',
+            False,
+            'MACE training (`mace_run_train`, started warm on this machine)',
+            warm=True,
+        ),
         CodeSpec('mtt', str(bin_folder / 'mtt'), 'trainspot.metatrain', False, 'metatrain (mtt train)'),
         CodeSpec(
             'trainspot-ase-label',
@@ -37,13 +47,16 @@ def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
             False,
             'ASE reference calculators (not DFT)',
         ),
-        CodeSpec('trainspot-md', str(bin_folder / 'trainspot-md'), 'trainspot.md', False, 'MD with trained models'),
+        CodeSpec(
+            'trainspot-md', str(bin_folder / 'trainspot-md'), 'trainspot.md', False, 'MD with trained models', True
+        ),
         CodeSpec(
             'trainspot-evaluate',
             str(bin_folder / 'trainspot-evaluate'),
             'trainspot.evaluate',
             False,
             'committee evaluation (MACE, metatomic)',
+            warm=True,
         ),
         CodeSpec('lammps', shutil.which('lmp') or '/usr/bin/lmp', 'lammps.raw', False, 'LAMMPS (Debian `lmp`)'),
     ]
@@ -77,11 +90,14 @@ def ensure_localhost(label: str = 'localhost', workdir: Path | None = None) -> t
     return computer, created
 
 
-def ensure_code(spec: CodeSpec, computer: Computer, omp_threads: int = 1) -> tuple[InstalledCode, bool]:
+def ensure_code(
+    spec: CodeSpec, computer: Computer, omp_threads: int = 1, warm_start: bool = True
+) -> tuple[InstalledCode, bool]:
     """Return the code of ``spec`` on ``computer`` and whether it was created now; an existing one is kept as is.
 
-    The prepend text sets ``OMP_NUM_THREADS`` (oversubscribed threads slow training tenfold) and lets OpenMPI run as
-    root, which it refuses by default.
+    The prepend text sets ``OMP_NUM_THREADS`` (oversubscribed threads slow training tenfold), lets OpenMPI run as
+    root, which it refuses by default, and, for the runners that can (``spec.warm``) when ``warm_start``, lets them
+    start warm.
     """
     try:
         return load_code(f'{spec.label}@{computer.label}'), False
@@ -89,13 +105,14 @@ def ensure_code(spec: CodeSpec, computer: Computer, omp_threads: int = 1) -> tup
         pass
     if not os.access(spec.executable, os.X_OK):
         raise NotExistent(f'the executable of code `{spec.label}` is missing: {spec.executable}')
+    warm = [WARM_START] if spec.warm and warm_start else []
     code = InstalledCode(
         computer=computer,
         filepath_executable=spec.executable,
         label=spec.label,
         description=spec.description,
         default_calc_job_plugin=spec.plugin,
-        prepend_text=f'export OMP_NUM_THREADS={omp_threads}\n{OPENMPI_AS_ROOT}',
+        prepend_text='\n'.join([f'export OMP_NUM_THREADS={omp_threads}', OPENMPI_AS_ROOT, *warm]),
         with_mpi=spec.with_mpi,
     )
     return code.store(), True

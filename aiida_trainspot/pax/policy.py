@@ -70,6 +70,16 @@ def segment_seed(seed: int, trajectory: int, segment: int) -> int:
     return seed + 100_000 * trajectory + segment
 
 
+def open_labels(settings: dict[str, Any], labelled: int, pending: int) -> float:
+    """Return how many more frames may go to DFT: the label budget less the labelled and ``pending`` frames.
+
+    ``pending``: frames in DFT, or waiting for it. Without a budget there is no limit (``inf``). A DFT that fails
+    frees its place again, so the loop never labels more than ``label_budget`` frames nor stops short of it.
+    """
+    budget = settings['label_budget']
+    return math.inf if budget is None else max(budget - labelled - pending, 0)
+
+
 MAX_TRAINING_FAILURES = 2
 """Training chunks that may fail in a row before the loop stops (``training_failed``)."""
 

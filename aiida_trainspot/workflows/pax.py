@@ -149,11 +149,17 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
         """Submit ``process`` for ``job`` and remember it among the running children."""
         self.ctx.running.append((job, self.submit(process, **inputs).pk))
 
+    def _open_labels(self, pending: int) -> float:
+        """Return how many more frames the label budget lets go to DFT, beyond the labelled and ``pending`` ones."""
+        return policy.open_labels(self.ctx.settings, self.ctx.record['labelled'], pending)
+
     def _start_segments(self) -> None:
-        """Start a segment for every idle trajectory while MD slots are free."""
+        """Start a segment for every idle trajectory while MD slots are free and the label budget needs frames."""
         for index, trajectory in enumerate(self.ctx.trajectories):
             if trajectory['status'] != 'idle' or self._running('md') >= self.ctx.max_md:
                 continue
+            if self._open_labels(self._running('dft') + len(self.ctx.dft_queue) + self._running('md')) <= 0:
+                return
             settings, segment = self.ctx.settings, trajectory['segments']
             inputs = AttributeDict(self.exposed_inputs(MdCalculation, namespace='md'))
             parameters = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
@@ -169,8 +175,10 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
             self._start({'kind': 'md', 'trajectory': index}, MdCalculation, inputs)
 
     def _start_labelling(self) -> None:
-        """Start the DFT of queued uncertain frames while DFT slots are free."""
-        while self.ctx.dft_queue and self._running('dft') < self.ctx.max_dft:
+        """Start the DFT of queued uncertain frames while DFT slots are free and the label budget allows."""
+        while (
+            self.ctx.dft_queue and self._running('dft') < self.ctx.max_dft and self._open_labels(self._running('dft'))
+        ):
             index = self.ctx.dft_queue.pop(0)
             trajectory = self.ctx.trajectories[index]
             inputs = AttributeDict(self.exposed_inputs(AbInitioLabellingWorkChain, namespace='labelling'))

@@ -89,6 +89,18 @@ def test_stop_reasons(counts, reason):
     assert policy.stop_reason(settings, {**base, **counts}) == reason
 
 
+@pytest.mark.parametrize(
+    ('labelled', 'pending', 'left'), [(0, 0, 6), (3, 2, 1), (4, 2, 0), (5, 3, 0), (6, 0, 0), (2, 0, 4)]
+)
+def test_open_labels_count_the_pending_frames(labelled, pending, left):
+    """No more frames go to DFT than the budget leaves once the labelled and pending ones are counted."""
+    assert policy.open_labels(full_settings({'label_budget': 6}), labelled, pending) == left
+
+
+def test_without_a_budget_labels_are_open():
+    assert policy.open_labels(full_settings({'max_md_steps': 100}), 1000, 1000) == math.inf
+
+
 def test_validation_errors_in_ev_and_the_best_member():
     errors = {
         'member_0': {'valid': {'forces_mae': 80.0}, 'units': {'forces': 'meV/Å'}},
