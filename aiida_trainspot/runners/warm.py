@@ -179,7 +179,12 @@ def serve_until_done(listener: socket.socket, modified: dict[str, int], server_f
                 connection.sendall(b'stale\n')
                 print(f'imported files changed ({", ".join(changed)}): stopping', file=log)
                 return
-            child, request = fork_job(connection, server_files)
+            try:
+                request, fds = receive_job(connection)
+            except (OSError, ValueError) as exception:  # the job's script ended before sending it all
+                print(f'incomplete request ({exception}): skipped', file=log)
+                continue
+            child = fork_job(connection, request, fds, server_files)
             print(f'{request["script"]}: child {child} in {request["cwd"]}', file=log)
 
 
@@ -194,19 +199,33 @@ def module_times() -> dict[str, int]:
     return times
 
 
-def fork_job(connection: socket.socket, server_files: tuple) -> tuple[int, dict]:
-    """Receive one job on ``connection``, run it in a forked child that closes ``server_files``; return pid and job."""
+def receive_job(connection: socket.socket) -> tuple[dict, list[int]]:
+    """Return the job sent on ``connection`` and its standard streams; raise ``ValueError`` if it is incomplete."""
     header, fds, _, _ = socket.recv_fds(connection, 4, 3)
-    (size,) = struct.unpack('!I', header)
     payload = b''
-    while len(payload) < size:
-        payload += connection.recv(size - len(payload))
-    request = json.loads(payload)
+    try:
+        if len(header) != 4 or len(fds) != 3:
+            raise ValueError(f'{len(header)} header bytes and {len(fds)} streams')
+        (size,) = struct.unpack('!I', header)
+        while len(payload) < size:
+            chunk = connection.recv(size - len(payload))
+            if not chunk:
+                raise ValueError(f'{len(payload)} of {size} bytes')
+            payload += chunk
+        return json.loads(payload), fds
+    except ValueError:
+        for descriptor in fds:
+            os.close(descriptor)
+        raise
+
+
+def fork_job(connection: socket.socket, request: dict, fds: list[int], server_files: tuple) -> int:
+    """Run ``request`` in a forked child with ``fds`` as its streams, closing ``server_files``; return its pid."""
     child = os.fork()
     if child:
         for descriptor in fds:
             os.close(descriptor)
-        return child, request
+        return child
     for server_file in server_files:
         server_file.close()
     status = 1

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -108,6 +109,21 @@ def test_warm_job_keeps_the_exit_status_and_error(model_path, server, tmp_path):
     assert run_job(command, tmp_path / 'bad', server).returncode == 2
     assert '`timestep` must be a positive number' in (tmp_path / 'bad' / 'err.txt').read_text()
     assert wait_for_server(server)[-1].endswith(str(tmp_path / 'bad'))
+
+
+def test_an_incomplete_request_leaves_the_server_serving(model_path, server, tmp_path):
+    """A client that hangs up before sending its job is skipped; the next job is served warm."""
+    run_job(md_job(tmp_path / 'start', model_path), tmp_path / 'start', server)
+    wait_for_server(server)
+    (path,) = Path(server[warm.FOLDER_VARIABLE]).glob('*.sock')
+    for partial in (b'', b'\x00\x00'):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(path))
+            socket.send_fds(client, [partial or b'\x00\x00\x00\x10{"scr'], [0, 1, 2])
+    assert run_job(md_job(tmp_path / 'next', model_path), tmp_path / 'next', server).returncode == 0
+    lines = wait_for_server(server)
+    assert sum(line.startswith('incomplete request') for line in lines) == 2
+    assert lines[-1].endswith(str(tmp_path / 'next'))
 
 
 def test_signal_reaches_the_warm_child(model_path, server, tmp_path):
