@@ -49,15 +49,17 @@ def rattled_diamond(count: int, seed: int) -> list:
     return cells
 
 
-def codes() -> dict:
+def codes(niceness: int | None) -> dict:
     """Return the campaign codes, set up as ``aiida-trainspot setup`` does, and the pseudopotential family."""
+    from aiida_trainspot.cli.setup import DEFAULT_NICENESS
     from aiida_trainspot.environment.codes import default_code_specs, ensure_code, ensure_localhost
     from aiida_trainspot.environment.pseudos import ensure_pseudo_family
 
     computer, _ = ensure_localhost()
     specs = {spec.label: spec for spec in default_code_specs(Path(sys.executable).parent)}
     roles = {'dft': 'pw', 'training': 'mace_run_train', 'md': 'trainspot-md', 'evaluate': 'trainspot-evaluate'}
-    found = {role: ensure_code(specs[label], computer)[0] for role, label in roles.items()}
+    niceness = DEFAULT_NICENESS if niceness is None else niceness
+    found = {role: ensure_code(specs[label], computer, niceness=niceness)[0] for role, label in roles.items()}
     return {**found, 'family': ensure_pseudo_family()[0]}
 
 
@@ -116,6 +118,19 @@ def busy_seconds(node) -> dict[str, float]:
     return busy
 
 
+def timeline(node) -> list[tuple[str, float, float]]:
+    """Return every CalcJob and calcfunction under ``node`` as (kind, start, end) in seconds from its creation."""
+    from aiida import orm
+
+    rows = []
+    for child in node.called_descendants:
+        kind = KINDS.get(child.process_label)
+        kind = kind or (child.process_label if isinstance(child, orm.CalcFunctionNode) else None)
+        if kind:
+            rows.append((kind, (child.ctime - node.ctime).total_seconds(), (child.mtime - node.ctime).total_seconds()))
+    return sorted(rows, key=lambda row: row[1])
+
+
 def mean_durations(node) -> dict[str, float]:
     """Return the mean lifetimes of one MD segment, one labelling and one training chunk of a parallel campaign."""
     (loop,) = [child for child in node.called if child.process_label == 'ParallelActiveLearningWorkChain']
@@ -135,7 +150,24 @@ def report(name: str, node, cores: int) -> float:
     shares = ', '.join(f'{kind} {seconds / (wall * cores):.2f}' for kind, seconds in sorted(busy.items()))
     print(f'{name:<9} wall {wall:7.1f} s, {labelled} labelled frames; busy/(wall x {cores} cores): {shares}, '
           f'all {sum(busy.values()) / (wall * cores):.2f}')  # fmt: skip
+    rows = timeline(node)
+    running = running_counts([(start, end) for kind, start, end in rows if kind == 'pw.x'], wall)
+    print(f'{"":<9} time with 0, 1, 2, ... pw.x running: ' + ', '.join(f'{share:.2f}' for share in running)
+          + f'; {sum(kind not in KINDS.values() for kind, _, _ in rows)} calcfunctions')  # fmt: skip
     return wall
+
+
+def running_counts(spans: list[tuple[float, float]], wall: float) -> list[float]:
+    """Return the share of ``wall`` during which 0, 1, 2, ... of the ``spans`` (start, end) overlap."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    shares, count, last = [0.0] * (len(spans) + 1), 0, 0.0
+    for time, change in events:
+        shares[count] += time - last
+        count, last = count + change, time
+    shares[0] += max(wall - last, 0.0)
+    while len(shares) > 1 and shares[-1] == 0.0:
+        shares.pop()
+    return [share / wall for share in shares]
 
 
 def run_real_campaigns(args) -> None:
@@ -144,13 +176,14 @@ def run_real_campaigns(args) -> None:
         load_throwaway_profile(Path(folder))
         from aiida_trainspot.data import PESData
 
-        found = codes()
+        found = codes(args.real_niceness)
         structures = PESData.from_ase(rattled_diamond(args.start_frames, seed=0)).store()
         first = run_campaign(structures, found, args, 'start')
         start = {'dataset': first.outputs.dataset, 'committee': dict(first.outputs.committee)}
         print(f'start: {len(first.outputs.dataset)} labelled frames, a committee of {len(start["committee"])}')
         cores = os.cpu_count() or 1
-        batch = report('batch', run_campaign(structures, found, args, 'batch', start), cores) if args.batch else None
+        batch_node = run_campaign(structures, found, args, 'batch', start) if args.batch else None
+        batch = report('batch', batch_node, cores) if batch_node else None
         parallel_node = run_campaign(structures, found, args, 'parallel', start)
         parallel = report('parallel', parallel_node, cores)
         if batch:
@@ -159,3 +192,6 @@ def run_real_campaigns(args) -> None:
         print('mean lifetimes in the parallel run: ' + ', '.join(f'{k} {v:.1f} s' for k, v in durations.items()))
         if args.write_durations:
             Path(args.write_durations).write_text(json.dumps(durations, indent=2) + '\n')
+        if args.write_timeline:
+            runs = {'parallel': parallel_node, **({'batch': batch_node} if batch_node else {})}
+            Path(args.write_timeline).write_text(json.dumps({name: timeline(run) for name, run in runs.items()}))

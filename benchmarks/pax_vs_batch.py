@@ -3,8 +3,9 @@
     python benchmarks/pax_vs_batch.py [--simulate] [--t-md 60 --t-dft 1200 --t-train 300 | --durations FILE]
                                       [--budget 200] [--p-cross 0.5 | --crossing-every K] [--p-fail 0.0]
     python benchmarks/pax_vs_batch.py --real [--iterations 2 --selected 4 --epochs 8 --chunk-epochs 2]
-                                      [--real-trajectories 4] [--real-md-workers 1] [--no-batch]
-                                      [--write-durations FILE]
+                                      [--real-trajectories 4] [--real-md-workers 1] [--real-niceness 10]
+                                      [--no-batch]
+                                      [--write-durations FILE] [--write-timeline FILE]
 
 ``--simulate`` (the default) runs the discrete-event simulation of :mod:`aiida_trainspot.pax.simulate` for
 W = 1, 2, 4, …, 32 DFT workers with ``--trajectories-per-worker`` trajectories per worker (default 2; 0 keeps
@@ -108,8 +109,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     real.add_argument('--chunk-epochs', type=int, default=2, help='epochs per training chunk of the parallel loop')
     real.add_argument('--real-trajectories', type=int, default=4, help='trajectories of the parallel loop')
     real.add_argument('--real-md-workers', type=int, default=1, help='MD segments at once (0: one per trajectory)')
+    real.add_argument('--real-niceness', type=int, default=None, help="niceness of MD and training (default: setup's)")
     real.add_argument('--no-batch', dest='batch', action='store_false', help='run the parallel campaign only')
     real.add_argument('--write-durations', type=Path, default=None, help='write the measured mean durations here')
+    real.add_argument('--write-timeline', type=Path, default=None, help='write (kind, start, end) of every job here')
     return parser.parse_args(argv)
 
 

@@ -11,6 +11,9 @@ from aiida.common.exceptions import NotExistent
 
 from .root import cmd_root
 
+DEFAULT_NICENESS = 10
+"""Niceness of the machine-learning codes: on a shared machine, MD and training fill what DFT leaves free."""
+
 
 @cmd_root.command('setup')
 @click.option('--profile', 'profile_name', default='trainspot', show_default=True, help='Profile to create or reuse.')
@@ -33,13 +36,25 @@ from .root import cmd_root
     help='Let the MD, evaluation and MACE training codes start from a fork server with torch and MACE imported.',
 )
 @click.option(
+    '--niceness',
+    type=click.IntRange(min=0, max=19),
+    default=DEFAULT_NICENESS,
+    show_default=True,
+    help='Niceness of the MD, evaluation and training jobs, so that DFT on the same cores comes first (0: none).',
+)
+@click.option(
     '--pseudo-folder',
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="Folder of UPF files to build the pseudopotential family from (default: Debian's).",
 )
 def cmd_setup(
-    profile_name: str, production: bool, omp_threads: int, warm_start: bool, pseudo_folder: Path | None
+    profile_name: str,
+    production: bool,
+    omp_threads: int,
+    warm_start: bool,
+    niceness: int,
+    pseudo_folder: Path | None,
 ) -> None:
     """Create or reuse the profile, the localhost computer, the codes and the pseudopotential family.
 
@@ -58,7 +73,7 @@ def cmd_setup(
         computer, created = ensure_localhost()
         report('computer', computer.label, created)
         for spec in default_code_specs(Path(sys.executable).parent):
-            code, created = ensure_code(spec, computer, omp_threads, warm_start)
+            code, created = ensure_code(spec, computer, omp_threads, warm_start, niceness)
             report('code', f'{code.full_label} -> {code.filepath_executable}', created)
         family, created = ensure_pseudo_family(pseudo_folder)
         report('pseudo family', f'{family.label} ({len(family.nodes)} elements)', created)

@@ -13,11 +13,13 @@ from aiida.orm import Computer, InstalledCode, load_code, load_computer
 OPENMPI_AS_ROOT = 'export OMPI_ALLOW_RUN_AS_ROOT=1\nexport OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1'
 WARM_START = 'export TRAINSPOT_WARM_START=1'
 """Lets a runner start warm, from a fork server with torch and MACE imported (:mod:`aiida_trainspot.runners.warm`)."""
+NICENESS = 'renice -n {niceness} -p $$ > /dev/null'
+"""Lowers the priority of a job script and what it runs, so that a DFT job on the same cores comes first."""
 
 
 @dataclass(frozen=True)
 class CodeSpec:
-    """A code to set up: its label, executable, calculation plugin, whether it runs through MPI and starts warm."""
+    """A code to set up: label, executable, plugin, whether it runs through MPI, starts warm, is machine learning."""
 
     label: str
     executable: str
@@ -25,6 +27,7 @@ class CodeSpec:
     with_mpi: bool = False
     description: str = ''
     warm: bool = False
+    machine_learning: bool = False
 
 
 def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
@@ -38,8 +41,11 @@ def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
             False,
             'MACE training (`mace_run_train`, started warm on this machine)',
             warm=True,
+            machine_learning=True,
         ),
-        CodeSpec('mtt', str(bin_folder / 'mtt'), 'trainspot.metatrain', False, 'metatrain (mtt train)'),
+        CodeSpec(
+            'mtt', str(bin_folder / 'mtt'), 'trainspot.metatrain', False, 'metatrain (mtt train)', machine_learning=True
+        ),
         CodeSpec(
             'trainspot-ase-label',
             str(bin_folder / 'trainspot-ase-label'),
@@ -48,7 +54,13 @@ def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
             'ASE reference calculators (not DFT)',
         ),
         CodeSpec(
-            'trainspot-md', str(bin_folder / 'trainspot-md'), 'trainspot.md', False, 'MD with trained models', True
+            'trainspot-md',
+            str(bin_folder / 'trainspot-md'),
+            'trainspot.md',
+            False,
+            'MD with trained models',
+            warm=True,
+            machine_learning=True,
         ),
         CodeSpec(
             'trainspot-evaluate',
@@ -57,6 +69,7 @@ def default_code_specs(bin_folder: Path) -> list[CodeSpec]:
             False,
             'committee evaluation (MACE, metatomic)',
             warm=True,
+            machine_learning=True,
         ),
         CodeSpec('lammps', shutil.which('lmp') or '/usr/bin/lmp', 'lammps.raw', False, 'LAMMPS (Debian `lmp`)'),
     ]
@@ -91,13 +104,14 @@ def ensure_localhost(label: str = 'localhost', workdir: Path | None = None) -> t
 
 
 def ensure_code(
-    spec: CodeSpec, computer: Computer, omp_threads: int = 1, warm_start: bool = True
+    spec: CodeSpec, computer: Computer, omp_threads: int = 1, warm_start: bool = True, niceness: int = 0
 ) -> tuple[InstalledCode, bool]:
     """Return the code of ``spec`` on ``computer`` and whether it was created now; an existing one is kept as is.
 
     The prepend text sets ``OMP_NUM_THREADS`` (oversubscribed threads slow training tenfold), lets OpenMPI run as
-    root, which it refuses by default, and, for the runners that can (``spec.warm``) when ``warm_start``, lets them
-    start warm.
+    root, which it refuses by default, for the runners that can (``spec.warm``) when ``warm_start``, lets them start
+    warm, and for machine-learning codes, when ``niceness`` > 0, lowers their priority by that much, so that MD and
+    training fill the cores DFT leaves free instead of slowing it down.
     """
     try:
         return load_code(f'{spec.label}@{computer.label}'), False
@@ -106,13 +120,14 @@ def ensure_code(
     if not os.access(spec.executable, os.X_OK):
         raise NotExistent(f'the executable of code `{spec.label}` is missing: {spec.executable}')
     warm = [WARM_START] if spec.warm and warm_start else []
+    nice = [NICENESS.format(niceness=niceness)] if spec.machine_learning and niceness > 0 else []
     code = InstalledCode(
         computer=computer,
         filepath_executable=spec.executable,
         label=spec.label,
         description=spec.description,
         default_calc_job_plugin=spec.plugin,
-        prepend_text='\n'.join([f'export OMP_NUM_THREADS={omp_threads}', OPENMPI_AS_ROOT, *warm]),
+        prepend_text='\n'.join([f'export OMP_NUM_THREADS={omp_threads}', OPENMPI_AS_ROOT, *warm, *nice]),
         with_mpi=spec.with_mpi,
     )
     return code.store(), True

@@ -6,8 +6,9 @@ training chunk of a few epochs takes on a small system, and the parallel loop ru
 local ``trainspot-md``, ``trainspot-evaluate`` and ``trainspot-mace-train`` codes), the console script sends its
 command line, working folder, environment and standard streams to a fork server on the same machine. The server
 forks a child that has the libraries imported; the child runs the same ``main`` a cold start runs, in the job's
-folder, with the job's environment and ``OMP_NUM_THREADS``, and the script exits with the child's status, passing on
-the signals it gets. A job reads and writes the same files either way.
+folder, with the job's environment, ``OMP_NUM_THREADS`` and niceness (or the server's, if higher: only a privileged
+process may lower it), and the script exits with the child's status, passing on the signals it gets. A job reads
+and writes the same files either way.
 
 The first job finds no server: it starts one in the background (a session of its own, no terminal) and runs cold.
 A server serves the user who started it only (its socket lies in a folder only that user can enter), stops after
@@ -103,7 +104,9 @@ def launch(script: str) -> int:
 
 def run_warm(connection: socket.socket, script: str, argv: list[str]) -> int | None:
     """Send the job to the server on ``connection``; return the child's status, or ``None`` if the server declined."""
-    request = json.dumps({'script': script, 'argv': argv, 'cwd': os.getcwd(), 'env': dict(os.environ)}).encode()
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    job = {'script': script, 'argv': argv, 'cwd': os.getcwd(), 'env': dict(os.environ), 'niceness': niceness}
+    request = json.dumps(job).encode()
     sys.stdout.flush()
     sys.stderr.flush()
     socket.send_fds(connection, [struct.pack('!I', len(request)) + request], [0, 1, 2])
@@ -251,6 +254,8 @@ def run_child(request: dict) -> int:
     for number in (signal.SIGCHLD, *FORWARDED_SIGNALS):
         signal.signal(number, signal.SIG_DFL)
     os.chdir(request['cwd'])
+    with contextlib.suppress(OSError, KeyError):  # only a privileged process may lower its niceness
+        os.setpriority(os.PRIO_PROCESS, 0, int(request['niceness']))
     os.environ.clear()
     os.environ.update({**request['env'], **IMPORTS_SET})
     threads = request['env'].get('OMP_NUM_THREADS', '')

@@ -40,6 +40,8 @@ def test_setup_is_idempotent(tmp_path):
     assert warm == {'trainspot-md', 'trainspot-evaluate', 'mace_run_train'}
     assert codes['mace_run_train'][0] == 'trainspot-mace-train'
     assert all('export OMP_NUM_THREADS=1' in prepend for _, prepend in codes.values())
+    niced = {label for label, (_, prepend) in codes.items() if 'renice -n 10 -p $$' in prepend}
+    assert niced == {'trainspot-md', 'trainspot-evaluate', 'mace_run_train', 'mtt'}
     second = run_setup(tmp_path)
     assert second.returncode == 0, second.stderr
     assert not [line for line in second.stdout.splitlines() if line.startswith('created')], second.stdout
@@ -54,9 +56,10 @@ def test_setup_reports_a_missing_pseudo_folder_clearly(tmp_path):
     assert 'Traceback' not in result.stderr
 
 
-def test_cold_start_leaves_the_warm_start_out(tmp_path):
-    result = run_setup(tmp_path, '--cold-start', '--omp-threads', '2')
+def test_cold_start_and_niceness_0_leave_the_warm_start_and_renice_out(tmp_path):
+    result = run_setup(tmp_path, '--cold-start', '--omp-threads', '2', '--niceness', '0')
     assert result.returncode == 0, result.stderr
     codes = code_settings(tmp_path)
     assert not [label for label, (_, prepend) in codes.items() if 'TRAINSPOT_WARM_START' in prepend]
+    assert not [label for label, (_, prepend) in codes.items() if 'renice' in prepend]
     assert all('export OMP_NUM_THREADS=2' in prepend for _, prepend in codes.values())

@@ -126,20 +126,22 @@ def test_an_incomplete_request_leaves_the_server_serving(model_path, server, tmp
     assert lines[-1].endswith(str(tmp_path / 'next'))
 
 
-def test_signal_reaches_the_warm_child(model_path, server, tmp_path):
-    """SIGTERM to the job's process ends the forked child, and the job exits with the no-status code."""
+def test_warm_child_has_the_niceness_and_gets_the_signals_of_the_job(model_path, server, tmp_path):
+    """A job run at niceness 10 has its forked child at 10; SIGTERM to the job ends the child (no-status code)."""
     run_job(md_job(tmp_path / 'start', model_path), tmp_path / 'start', server)
     wait_for_server(server)
     folder = tmp_path / 'long'
     command = md_job(folder, model_path, steps=100000)
     with open(folder / 'err.txt', 'w') as stderr:
-        job = subprocess.Popen(command, cwd=folder, env=server, stdout=subprocess.DEVNULL, stderr=stderr)
+        niced = ['nice', '-n', '10', *command]
+        job = subprocess.Popen(niced, cwd=folder, env=server, stdout=subprocess.DEVNULL, stderr=stderr)
         for _ in range(300):
             lines = wait_for_server(server)
             if lines[-1].endswith(str(folder)):
                 break
             time.sleep(0.1)
         child = int(lines[-1].split()[2])
+        assert os.getpriority(os.PRIO_PROCESS, child) == os.getpriority(os.PRIO_PROCESS, 0) + 10
         time.sleep(1.0)
         job.send_signal(signal.SIGTERM)
         assert job.wait(timeout=30) == warm.EXIT_NO_STATUS
