@@ -126,8 +126,8 @@ class MdCalculation(CalcJob):
             validator=validate_parameters,
             help='The MD spec: `ensemble` (nvt|npt), `temperature` (K), `pressure` (GPa, npt), `timestep` (fs), '
             '`steps`, `thermalisation`, `stride`, `friction` (1/fs), `taut`/`taup` (fs), `compressibility` (1/GPa), '
-            '`seed`, `iteration`, `min_distance` (Å), `max_force` (eV/Å), `uncertainty_stop` ({threshold, every} '
-            'or null); see `aiida_trainspot.runners.md_spec`.',
+            '`seed`, `iteration`, `min_distance` (Å), `max_force` (eV/Å), `uncertainty_stop` ({threshold, every}, '
+            '{moving_average, training_set_size, every} or null); see `aiida_trainspot.runners.md_spec`.',
         )
         spec.input(
             'drive',

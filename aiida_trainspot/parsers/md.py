@@ -8,11 +8,11 @@ from aiida.engine import ExitCode
 
 from .runner import RunnerParser
 
-TRACE_COLUMNS = ('run', 'step', 'time_fs', 'temperature', 'uncertainty')
+TRACE_COLUMNS = ('run', 'step', 'time_fs', 'temperature', 'uncertainty', 'threshold')
 
 
 def trace_node(trace: list[dict]) -> orm.ArrayData:
-    """Return the ``trace`` entries as an ``ArrayData`` with one array per column (NaN for a missing uncertainty)."""
+    """Return the ``trace`` entries as an ``ArrayData``, one array per column (NaN: no uncertainty, no threshold)."""
     node = orm.ArrayData()
     for column in TRACE_COLUMNS:
         values = [np.nan if entry.get(column) is None else entry[column] for entry in trace]

@@ -43,13 +43,20 @@ def update_threshold(state: dict[str, Any], values: list[float], training_set_si
 
 
 def segment_spec(
-    md_parameters: dict[str, Any], settings: dict[str, Any], threshold: float | None, seed: int, iteration: int
+    md_parameters: dict[str, Any],
+    settings: dict[str, Any],
+    threshold: dict[str, Any],
+    training_set_size: int,
+    seed: int,
+    iteration: int,
 ) -> dict[str, Any]:
     """Return the MD spec of one segment: ``segment_steps`` steps, a frame and a check every ``check_every`` steps.
 
-    The segment stops at the first check above ``threshold`` (none while the threshold is not active yet).
+    The segment stops at the first check above the moving-average threshold, which it carries on from the shared
+    ``threshold`` state, updated by each of its own checks (so a segment started in the warm-up can cross).
     """
     every = settings['check_every']
+    stop = {'moving_average': threshold, 'training_set_size': training_set_size, 'every': every}
     return {
         **md_parameters,
         'steps': settings['segment_steps'],
@@ -57,7 +64,7 @@ def segment_spec(
         'thermalisation': 0,
         'seed': seed,
         'iteration': iteration,
-        'uncertainty_stop': None if threshold is None else {'threshold': threshold, 'every': every},
+        'uncertainty_stop': stop,
     }
 
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from ase.neighborlist import neighbor_list
 
 from ..dataset import CorruptDatasetError, DatasetReader, DatasetWriter, Frame, frame_to_atoms
 from ..uncertainty.metrics import frame_metrics
+from ..uncertainty.threshold import MovingAverageThreshold
 from .md_spec import validate_md_spec
 from .models import CommitteeCalculator, load_committee, validate_model_spec
 
@@ -121,6 +123,25 @@ def md_frame(atoms: Atoms, spec: dict[str, Any], info: dict[str, Any]) -> Frame:
     return frame
 
 
+def threshold_rule(stop: dict[str, Any] | None) -> Callable[[float], float | None] | None:
+    """Return the function from a checked uncertainty to the threshold it is compared with (``None``: inactive).
+
+    A fixed stop always gives its threshold; a moving-average stop first adds the value to the moving average (seed
+    000 Eq. 2, the current check included, as aims-PAX), which is not active during its warm-up.
+    """
+    if stop is None:
+        return None
+    if 'threshold' in stop:
+        return lambda _value: stop['threshold']
+    moving, size = MovingAverageThreshold.from_state(stop['moving_average']), stop['training_set_size']
+
+    def update(value: float) -> float | None:
+        threshold = moving.update(value, size)
+        return threshold if math.isfinite(threshold) else None
+
+    return update
+
+
 def run_md(
     atoms: Atoms, spec: dict[str, Any], calculator: CommitteeCalculator, run: int, results: MdResults
 ) -> list[Frame]:
@@ -132,6 +153,7 @@ def run_md(
     dynamics = make_dynamics(atoms, spec, rng)
     stop = spec['uncertainty_stop']
     check_every = stop['every'] if stop else spec['stride']
+    threshold_after = threshold_rule(stop)
     committee = len(calculator.members) > 1
     frames = []
     for _ in dynamics.irun(spec['steps']):
@@ -147,9 +169,10 @@ def run_md(
         info['temperature'] = float(info['temperature'])
         uncertainty = calculator.results['force_disagreement'] if committee else None
         if step % check_every == 0:
-            results.trace.append({**info, 'uncertainty': uncertainty})
-            if stop and uncertainty > stop['threshold']:
-                results.stop_reason = f'uncertain: {uncertainty:.6g} > {stop["threshold"]} at step {step} of run {run}'
+            threshold = threshold_after(uncertainty) if threshold_after else None
+            results.trace.append({**info, 'uncertainty': uncertainty, 'threshold': threshold})
+            if threshold is not None and uncertainty > threshold:
+                results.stop_reason = f'uncertain: {uncertainty:.6g} > {threshold:.6g} at step {step} of run {run}'
                 frames.append(md_frame(atoms, spec, {**info, 'uncertainty_stop': True}))
                 break
         if step > spec['thermalisation'] and (step - spec['thermalisation']) % spec['stride'] == 0:

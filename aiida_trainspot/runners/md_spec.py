@@ -11,7 +11,10 @@ Fields and units:
 - ``seed`` (initial velocities and Langevin noise), ``iteration`` (written in every frame);
 - ``min_distance`` (Å) and ``max_force`` (eV/Å): the stability guard stops a run below or above them (and on NaN);
 - ``uncertainty_stop``: ``null`` or ``{"threshold": eV/Å, "every": steps}``, stop at the first checked step whose force
-  disagreement (seed 000 Eq. 1) is above the threshold (needs a committee);
+  disagreement (seed 000 Eq. 1) is above the threshold (needs a committee); or ``{"moving_average": state,
+  "training_set_size": frames, "every": steps}``, the same against the moving-average threshold of seed 000 Eq. 2,
+  which every check of this run updates, starting from ``state``
+  (:meth:`~aiida_trainspot.uncertainty.threshold.MovingAverageThreshold.state`);
 - ``drive``: ``"mean"`` (the committee mean) or the index of the member that drives the dynamics.
 """
 
@@ -20,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
+
+from ..uncertainty.threshold import MovingAverageThreshold
 
 ENSEMBLES = ('nvt', 'npt')
 DEFAULTS: dict[str, Any] = {
@@ -93,14 +98,39 @@ def _field_error(spec: dict[str, Any]) -> str | None:
     return _uncertainty_stop_error(spec['uncertainty_stop'])
 
 
+MOVING_AVERAGE_STOP = {'moving_average', 'training_set_size', 'every'}
+"""The fields of an uncertainty stop against the moving-average threshold."""
+
+
 def _uncertainty_stop_error(stop: Any) -> str | None:
-    """Return a message if ``stop`` is neither ``None`` nor ``{"threshold": positive, "every": positive int}``."""
+    """Return a message if ``stop`` is not ``None``, a fixed threshold stop or a moving-average one."""
     if stop is None:
         return None
+    if isinstance(stop, dict) and set(stop) == MOVING_AVERAGE_STOP:
+        return _moving_average_error(stop)
     if not isinstance(stop, dict) or set(stop) != {'threshold', 'every'}:
-        return f'`uncertainty_stop` must be null or {{"threshold": eV/Å, "every": steps}}, got {stop!r}'
+        return (
+            '`uncertainty_stop` must be null, {"threshold": eV/Å, "every": steps} or {"moving_average": state, '
+            f'"training_set_size": frames, "every": steps}}, got {stop!r}'
+        )
     if not _is_number(stop['threshold']) or not stop['threshold'] > 0:
         return f'`uncertainty_stop.threshold` must be a positive number (eV/Å), got {stop["threshold"]!r}'
+    return _every_error(stop)
+
+
+def _moving_average_error(stop: dict) -> str | None:
+    """Return a message if the moving-average stop ``stop`` has a bad state, training-set size or check interval."""
+    try:
+        MovingAverageThreshold.from_state(stop['moving_average'])
+    except (KeyError, TypeError, ValueError, AttributeError) as exception:
+        return f'`uncertainty_stop.moving_average` is not a threshold state: {type(exception).__name__}: {exception}'
+    if not _is_integer(stop['training_set_size']) or stop['training_set_size'] < 0:
+        return f'`uncertainty_stop.training_set_size` must be a non-negative integer, got {stop["training_set_size"]!r}'
+    return _every_error(stop)
+
+
+def _every_error(stop: dict) -> str | None:
+    """Return a message if the check interval of ``stop`` is not a positive integer."""
     if not _is_integer(stop['every']) or stop['every'] < 1:
         return f'`uncertainty_stop.every` must be a positive integer, got {stop["every"]!r}'
     return None

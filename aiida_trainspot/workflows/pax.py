@@ -2,7 +2,8 @@
 
 ``num_trajectories`` trajectories advance as MD *segments* (one :class:`~aiida_trainspot.calculations.md.MdCalculation`
 each) driven by the newest committee. A segment stops at the first check whose force disagreement (seed 000 Eq. 1)
-crosses the shared moving-average threshold (Eq. 2, fed with every check of every segment); that frame goes to DFT (one
+crosses the shared moving-average threshold (Eq. 2, fed with every check of every segment, and by the segment's own
+checks as it runs); that frame goes to DFT (one
 :class:`~aiida_trainspot.workflows.labelling.AbInitioLabellingWorkChain` each, at most ``max_dft_workers`` at once)
 while the other trajectories keep running. A labelled frame goes to validation or training (``valid_ratio``) and the
 trajectory goes on from it, its new checkpoint; a training frame starts a training chunk (the committee continues from
@@ -164,7 +165,8 @@ class ParallelActiveLearningWorkChain(ThrottleMixin, WorkChain):
             inputs = AttributeDict(self.exposed_inputs(MdCalculation, namespace='md'))
             parameters = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
             seed = policy.segment_seed(settings['seed'], index, segment)
-            spec = policy.segment_spec(parameters, settings, self.ctx.threshold['threshold'], seed, self.ctx.version)
+            size = self._counts()['train']
+            spec = policy.segment_spec(parameters, settings, self.ctx.threshold, size, seed, self.ctx.version)
             inputs.update(
                 structures=orm.load_node(trajectory['start']),
                 models=self.ctx.committee,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiida import orm
 
 from ..calculations.md import validate_structures
-from ..pax.policy import SEGMENT_FIELDS, segment_spec
+from ..pax.policy import SEGMENT_FIELDS, new_threshold_state, segment_spec
 from ..pax.settings import full_settings, settings_error
 from ..runners.md_spec import md_spec_error
 from .campaign_inputs import start_error
@@ -25,7 +25,7 @@ def md_error(settings: dict, inputs) -> str | None:
     owned = sorted(set(parameters) & set(SEGMENT_FIELDS))
     if owned:
         return f'`md.parameters` must not set {owned}: every segment sets them from `active_learning`'
-    spec = segment_spec(parameters, settings, 1.0, settings['seed'], 0)
+    spec = segment_spec(parameters, settings, new_threshold_state(settings), 0, settings['seed'], 0)
     drive = md['drive'].value if 'drive' in md else 'mean'
     num_models = len(inputs.get('committee', {}))
     pbcs = [frame.pbc.tolist() for frame in inputs['structures'].iter_frames()]

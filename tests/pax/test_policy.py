@@ -8,6 +8,7 @@ import pytest
 
 from aiida_trainspot.pax import policy
 from aiida_trainspot.pax.settings import DEFAULTS, full_settings, settings_error
+from aiida_trainspot.runners.md_spec import validate_md_spec
 from aiida_trainspot.uncertainty.threshold import moving_average_thresholds
 
 
@@ -60,12 +61,13 @@ def test_threshold_is_inactive_during_warmup_and_freezes():
 
 def test_segment_spec_checks_and_keeps_a_frame_at_every_check():
     settings = full_settings({'segment_steps': 40, 'check_every': 5, 'label_budget': 1})
-    spec = policy.segment_spec({'temperature': 500.0}, settings, 0.3, seed=11, iteration=2)
+    state = policy.new_threshold_state(settings)
+    spec = policy.segment_spec({'temperature': 500.0}, settings, state, 12, seed=11, iteration=2)
     assert spec == {
         'temperature': 500.0, 'steps': 40, 'stride': 5, 'thermalisation': 0, 'seed': 11, 'iteration': 2,
-        'uncertainty_stop': {'threshold': 0.3, 'every': 5},
+        'uncertainty_stop': {'moving_average': state, 'training_set_size': 12, 'every': 5},
     }  # fmt: skip
-    assert policy.segment_spec({}, settings, None, 0, 0)['uncertainty_stop'] is None
+    assert validate_md_spec(spec, 2)['uncertainty_stop']['moving_average'] == state, 'the runner takes it'
     seeds = {policy.segment_seed(4, trajectory, segment) for trajectory in range(8) for segment in range(1000)}
     assert len(seeds) == 8000
 

@@ -12,6 +12,7 @@ from aiida_trainspot.dataset import DatasetReader, DatasetWriter, frame_from_ato
 from aiida_trainspot.runners.md import MdResults, main, run_md
 from aiida_trainspot.runners.md_spec import md_spec_error, validate_md_spec
 from aiida_trainspot.runners.models import CommitteeCalculator, load_calculator
+from aiida_trainspot.uncertainty.threshold import MovingAverageThreshold
 from tests.training.conftest import real_mace_run
 
 
@@ -115,10 +116,42 @@ def test_uncertainty_stop_returns_the_first_frame_above_the_threshold(model_path
     stopped = MdResults()
     spec = validate_md_spec({**base, 'uncertainty_stop': {'threshold': threshold, 'every': 1}}, 2)
     frames = run_md(cluster(), spec, CommitteeCalculator(members), 0, stopped)
-    assert stopped.stop_reason.startswith(f'uncertain: {uncertainties[first]:.6g} > {threshold} at step {first + 1}')
+    reason = f'uncertain: {uncertainties[first]:.6g} > {threshold:.6g} at step {first + 1}'
+    assert stopped.stop_reason.startswith(reason)
     assert frames[-1].info['uncertainty_stop'] and frames[-1].info['step'] == first + 1
     assert frames[-1].frame_arrays['force_disagreement'] == pytest.approx(uncertainties[first])
     assert all(entry['uncertainty'] <= threshold for entry in stopped.trace[:-1])
+
+
+def test_moving_average_stop_updates_the_threshold_at_every_check(model_path):
+    """From a threshold still in its warm-up, the run crosses Eq. 2 at the first check a numpy reference says."""
+    members = [mace(model_path), mace(model_path, noise=2e-3, seed=1)]
+    free = MdResults()
+    base = {'temperature': 600, 'steps': 40, 'stride': 1, 'timestep': 2.0, 'seed': 7}
+    run_md(cluster(), validate_md_spec(base, 2), CommitteeCalculator(members), 0, free)
+    uncertainties = np.array([entry['uncertainty'] for entry in free.trace])
+    start = [0.5 * float(uncertainties.mean())] * 3  # three earlier checks: the run's own checks end the warm-up
+    references = np.array(
+        [(1 - 0.1) * np.mean([*start, *uncertainties[: index + 1]][-6:]) for index in range(len(uncertainties))]
+    )
+    crossing = (uncertainties > references) & (np.arange(len(uncertainties)) >= 1)  # active from the 5th value on
+    first = int(np.argmax(crossing))
+    assert crossing.any(), 'the free run must cross the reference threshold for this test to tell'
+
+    state = MovingAverageThreshold(window=6, c_x=-0.1, warmup=4)
+    for value in start:
+        state.update(value)
+    stop = {'moving_average': state.state(), 'training_set_size': 0, 'every': 1}
+    stopped = MdResults()
+    spec = validate_md_spec({**base, 'uncertainty_stop': stop}, 2)
+    frames = run_md(cluster(), spec, CommitteeCalculator(members), 0, stopped)
+    assert frames[-1].info['uncertainty_stop'] and frames[-1].info['step'] == first + 1
+    thresholds = [entry['threshold'] for entry in stopped.trace]
+    assert thresholds[0] is None, 'four values: still in the warm-up'
+    np.testing.assert_allclose(thresholds[1:], references[1 : first + 1])
+
+
+LIVE_STOP = {'moving_average': MovingAverageThreshold().state(), 'training_set_size': 0, 'every': 1}
 
 
 @pytest.mark.parametrize(
@@ -133,6 +166,9 @@ def test_uncertainty_stop_returns_the_first_frame_above_the_threshold(model_path
         ({'drive': 2}, 2, None, '`drive`'),
         ({'uncertainty_stop': {'threshold': 0.1, 'every': 1}}, 1, None, '`uncertainty_stop`'),
         ({'uncertainty_stop': {'threshold': -1, 'every': 1}}, 2, None, '`uncertainty_stop.threshold`'),
+        ({'uncertainty_stop': {'moving_average': {}, 'training_set_size': 0, 'every': 1}}, 2, None, 'moving_average'),
+        ({'uncertainty_stop': {**LIVE_STOP, 'training_set_size': -1}}, 2, None, '`uncertainty_stop.training_set_size`'),
+        ({'uncertainty_stop': {'threshold': 0.1}}, 2, None, '`uncertainty_stop` must be null'),
         ({'tempreature': 300}, None, None, 'tempreature'),
     ],
 )

@@ -5,6 +5,7 @@ What is checked is read back from the provenance graph: which child ran when, fr
 
 import itertools
 
+import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
@@ -135,6 +136,11 @@ def test_dft_md_and_training_overlap_in_provenance(model_files, md_code, ase_lab
     assert len(labellings) == summary['labelled'] + summary['failed_labels']
     assert len(labellings) <= summary['crossings']
     assert trainings, 'a training frame starts a training chunk'
+    crossed = [segment for segment in segments if segment.outputs.output_parameters['stop_reason'].startswith('uncert')]
+    assert crossed
+    for segment in crossed:  # each check against the threshold its segment carried on, the last one above it
+        uncertainty, threshold = (segment.outputs.trace.get_array(name) for name in ('uncertainty', 'threshold'))
+        assert uncertainty[-1] > threshold[-1] and not np.any(uncertainty[:-1] > threshold[:-1])
 
     concurrent = [
         labelling
