@@ -103,13 +103,18 @@ def test_guard_stops_a_broken_model(model_path):
     assert results.num_steps < 50 and len(frames) < 50
 
 
-def test_uncertainty_stop_returns_the_first_frame_above_the_threshold(model_path):
-    """With a threshold between the disagreements of a free run, the same run stops at the first step above it."""
+def free_committee_run(model_path) -> tuple[list, dict, np.ndarray]:
+    """Return a disagreeing committee of 2, an MD spec checking every step and the disagreements of its free run."""
     members = [mace(model_path), mace(model_path, noise=2e-3, seed=1)]
     free = MdResults()
     base = {'temperature': 600, 'steps': 40, 'stride': 1, 'timestep': 2.0, 'seed': 7}
     run_md(cluster(), validate_md_spec(base, 2), CommitteeCalculator(members), 0, free)
-    uncertainties = np.array([entry['uncertainty'] for entry in free.trace])
+    return members, base, np.array([entry['uncertainty'] for entry in free.trace])
+
+
+def test_uncertainty_stop_returns_the_first_frame_above_the_threshold(model_path):
+    """With a threshold between the disagreements of a free run, the same run stops at the first step above it."""
+    members, base, uncertainties = free_committee_run(model_path)
     threshold = float(np.quantile(uncertainties, 0.7))
     first = int(np.argmax(uncertainties > threshold))
 
@@ -125,11 +130,7 @@ def test_uncertainty_stop_returns_the_first_frame_above_the_threshold(model_path
 
 def test_moving_average_stop_updates_the_threshold_at_every_check(model_path):
     """From a threshold still in its warm-up, the run crosses Eq. 2 at the first check a numpy reference says."""
-    members = [mace(model_path), mace(model_path, noise=2e-3, seed=1)]
-    free = MdResults()
-    base = {'temperature': 600, 'steps': 40, 'stride': 1, 'timestep': 2.0, 'seed': 7}
-    run_md(cluster(), validate_md_spec(base, 2), CommitteeCalculator(members), 0, free)
-    uncertainties = np.array([entry['uncertainty'] for entry in free.trace])
+    members, base, uncertainties = free_committee_run(model_path)
     start = [0.5 * float(uncertainties.mean())] * 3  # three earlier checks: the run's own checks end the warm-up
     references = np.array(
         [(1 - 0.1) * np.mean([*start, *uncertainties[: index + 1]][-6:]) for index in range(len(uncertainties))]
