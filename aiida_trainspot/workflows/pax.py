@@ -3,14 +3,14 @@
 ``num_trajectories`` trajectories advance as MD *segments* (one :class:`~aiida_trainspot.calculations.md.MdCalculation`
 each) driven by the newest committee. A segment stops at the first check whose force disagreement (seed 000 Eq. 1)
 crosses the shared moving-average threshold (Eq. 2, fed with every check of every segment, and by the segment's own
-checks as it runs); that frame goes to DFT (one
-:class:`~aiida_trainspot.workflows.labelling.AbInitioLabellingWorkChain` each, at most ``max_dft_workers`` at once)
-while the other trajectories keep running. A labelled frame goes to validation or training (``valid_ratio``) and the
-trajectory goes on from it, its new checkpoint; a training frame starts a training chunk (the committee continues from
-its weights for ``training_epochs`` epochs, one chunk at a time; frames that arrive meanwhile start the next). A failed
-DFT sends its trajectory back to its checkpoint. The work chain wakes up as each child ends (not when all have), so MD,
-DFT and training overlap. When a stopping criterion is met, the running children are awaited (no label is lost) and the
-best member is trained to convergence. See :mod:`aiida_trainspot.pax` for the decisions, all pure functions.
+checks as it runs); that frame goes to DFT (one :class:`~aiida_trainspot.workflows.labelling.AbInitioLabellingWorkChain`
+each, at most ``max_dft_workers`` at once) while the other trajectories keep running. A labelled frame goes to
+validation or training (``valid_ratio``) and the trajectory goes on from it, its new checkpoint; a training frame
+starts a training chunk (the committee continues from its weights for ``training_epochs`` epochs, one chunk at a time;
+frames that arrive meanwhile start the next). A failed DFT sends its trajectory back to its checkpoint. The work chain
+wakes up as each child ends (not when all have), so MD, DFT and training overlap. When a stopping criterion is met, the
+running children are awaited (no label is lost) and the best member is trained to convergence. See
+:mod:`aiida_trainspot.pax` for the decisions, all pure functions.
 """
 
 from __future__ import annotations
